@@ -1,0 +1,38 @@
+// swift-tools-version: 6.0
+// registryd: no package dependencies. Only the Swift toolchain and three system libraries
+// (SQLite, OpenSSL libcrypto, ONNX Runtime), each reached through one C module below.
+// `scripts/setup.sh` installs the libraries and their pkg-config files.
+import PackageDescription
+
+let package = Package(
+    name: "registryd",
+    products: [
+        .executable(name: "registryd", targets: ["registryd"]),
+        .executable(name: "registryctl", targets: ["registryctl"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
+        .library(name: "Registry", targets: ["Registry"]),
+    ],
+    dependencies: [],
+    targets: [
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(
+            name: "COpenSSL", pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CONNXRuntime", pkgConfig: "libonnxruntime",
+            providers: [.apt(["libonnxruntime-dev"])]),
+
+        // ONNX Runtime, and nothing about registries.
+        .target(name: "Runtime", dependencies: ["CONNXRuntime"]),
+        // The daemon as a library.
+        .target(name: "Registry", dependencies: ["Runtime", "CSQLite", "COpenSSL"]),
+        .executableTarget(name: "registryd", dependencies: ["Registry"]),
+        .executableTarget(name: "registryctl", dependencies: []),
+
+        // Tests find their fixtures (Tests/Fixtures) relative to their own source file.
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
