@@ -23,8 +23,8 @@ public struct Tensor: Sendable {
     /// where byte counts could overflow.
     public static let maximumElementCount = 1 << 40
 
-    /// Checks `shape` and returns its element count.
-    static func elementCount(of shape: [Int]) throws(RuntimeError) -> Int {
+    /// Checks `shape` (no negative dimension, bounded size) and returns its element count.
+    public static func elementCount(of shape: [Int]) throws(RuntimeError) -> Int {
         var count = 1
         for dimension in shape {
             guard dimension >= 0 else {

@@ -1,1 +1,139 @@
-print("registryd: not yet")
+import Foundation
+import Glibc
+import Registry
+
+// registryd: read the configuration, start, serve until SIGTERM or SIGINT, stop cleanly.
+
+let usage = """
+OVERVIEW: registryd, the model registry and lifecycle daemon.
+
+USAGE: registryd [--config DIR] [options]
+       registryd --check-config [--config DIR]
+
+OPTIONS:
+  --config DIR          The configuration directory (default: /etc/registry.d).
+  --model-root DIR      Override model_root.
+  --database FILE       Override database (the SQLite catalog).
+  --socket PATH         Override control_socket.
+  --listen HOST:PORT    Override listen (the TCP listener for inference).
+  --log-level LEVEL     debug, info, notice, warning or error.
+  --log-format FORMAT   text or json.
+  --check-config        Validate the configuration and exit.
+  --version             Show the version.
+  -h, --help            Show help information.
+
+"""
+let version = "registryd 0.1.0"
+
+func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("Error: \(message)\n".utf8))
+    if code == 64 { FileHandle.standardError.write(Data("See 'registryd --help'.\n".utf8)) }
+    exit(code)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+var configDirectory = "/etc/registry.d"
+var overrides: [String: String] = [:]
+var checkOnly = false
+let valueOptions = ["--config", "--model-root", "--database", "--socket", "--listen", "--log-level", "--log-format"]
+while !arguments.isEmpty {
+    let argument = arguments.removeFirst()
+    switch argument {
+    case "-h", "--help":
+        print(usage, terminator: "")
+        exit(0)
+    case "--version":
+        print(version)
+        exit(0)
+    case "--check-config":
+        checkOnly = true
+    case _ where valueOptions.contains(argument.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""):
+        var name = argument
+        var value: String
+        if let eq = argument.firstIndex(of: "=") {
+            name = String(argument[..<eq])
+            value = String(argument[argument.index(after: eq)...])
+        } else {
+            guard !arguments.isEmpty else { fail("missing value for '\(name)'", code: 64) }
+            value = arguments.removeFirst()
+        }
+        if name == "--config" { configDirectory = value } else { overrides[name] = value }
+    default:
+        let known = valueOptions + ["--check-config", "--help", "--version"]
+        var message = "unknown option '\(argument)'"
+        if let guess = known.min(by: { distance($0, argument) < distance($1, argument) }), distance(guess, argument) <= 3 {
+            message += "; did you mean '\(guess)'?"
+        }
+        fail(message, code: 64)
+    }
+}
+
+func distance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var next = [i] + Array(repeating: 0, count: b.count)
+        for j in stride(from: 1, through: b.count, by: 1) {
+            next[j] = min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        row = next
+    }
+    return row[b.count]
+}
+
+var config: DaemonConfig
+do {
+    config = try DaemonConfig.load(directory: configDirectory)
+    let cwd = FileManager.default.currentDirectoryPath
+    func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.path }
+    if let v = overrides["--model-root"] { config.modelRoot = absolute(v) }
+    if let v = overrides["--database"] { config.database = absolute(v) }
+    if let v = overrides["--socket"] { config.controlSocket = absolute(v) }
+    if let v = overrides["--listen"] { config.listen = v }
+    if let v = overrides["--log-level"] {
+        guard let level = Log.Level(name: v) else { fail("--log-level: expected debug, info, notice, warning or error, got '\(v)'", code: 64) }
+        config.logLevel = level
+    }
+    if let v = overrides["--log-format"] {
+        guard let format = Log.Format(rawValue: v) else { fail("--log-format: expected text or json, got '\(v)'", code: 64) }
+        config.logFormat = format
+    }
+} catch {
+    fail("\(error)", code: 78)  // EX_CONFIG
+}
+
+if checkOnly {
+    print("configuration OK: \(configDirectory) (model root \(config.modelRoot), catalog \(config.database), \(config.policies.count) model policies)")
+    exit(0)
+}
+
+let log = Log(level: config.logLevel, format: config.logFormat)
+let daemon: Daemon
+do {
+    daemon = try Daemon(config: config, log: log)
+    try daemon.start()
+} catch {
+    log.error("registryd cannot start", ["error": "\(error)"])
+    fail("\(error)", code: 1)
+}
+
+log.notice("registryd ready", [
+    "control_socket": config.controlSocket + " (control API not served by this build yet)",
+    "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
+])
+
+// Signals are delivered to a dispatch source, not to an async-signal handler.
+for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+var sources: [DispatchSourceSignal] = []
+for sig in [SIGTERM, SIGINT] {
+    let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+    source.setEventHandler {
+        log.notice("registryd stopping", ["signal": sig == SIGTERM ? "SIGTERM" : "SIGINT"])
+        daemon.stop()
+        log.notice("registryd stopped")
+        exit(0)
+    }
+    source.resume()
+    sources.append(source)
+}
+dispatchMain()

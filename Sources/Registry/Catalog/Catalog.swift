@@ -1,0 +1,289 @@
+import Foundation
+
+/// The registry's durable state in SQLite: models, versions, aliases, quarantined bytes, routes
+/// and the hash-chained event trail. Every change and the event that records it commit in one
+/// transaction, so a crash leaves either both or neither.
+///
+/// Thread-safety: all access goes through `lock` around the single connection, so calls may come
+/// from any thread; that lock is why the class is `@unchecked Sendable` (the non-Sendable
+/// `Database` never leaves it). The serving hot path never calls the catalog.
+public final class Catalog: @unchecked Sendable {
+    private let lock = NSLock()
+    private let database: Database
+    private let clock: any RegistryClock
+    public let path: String
+
+    /// The chain's starting point: the "previous hash" of the first event.
+    static let genesis = String(repeating: "0", count: 64)
+
+    /// Opens the catalog at `path`, creating it and applying the schema if it is new.
+    public init(path: String, clock: any RegistryClock = SystemClock()) throws(RegistryError) {
+        let db = try Database(path: path)
+        try Catalog.migrate(db)
+        self.database = db
+        self.clock = clock
+        self.path = path
+    }
+
+    /// Applies `schema.sql` to an empty database, in one IMMEDIATE transaction; refuses a
+    /// database written by a newer registryd.
+    static func migrate(_ db: Database) throws(RegistryError) {
+        try db.transaction { () throws(RegistryError) in
+            let version = try db.scalarInt("PRAGMA user_version") ?? 0
+            if version == Int64(Schema.version) { return }
+            guard version == 0 else {
+                throw RegistryError(
+                    .database,
+                    "the catalog '\(db.path)' has schema version \(version); this registryd knows \(Schema.version). Use the registryd that wrote it, or restore a backup")
+            }
+            let tables = try db.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table'") ?? 0
+            guard tables == 0 else {
+                throw RegistryError(.database, "the catalog '\(db.path)' has tables but no schema version: it is not a registryd catalog")
+            }
+            try db.execute(Schema.sql)
+        }
+    }
+
+    /// Closes the connection (at shutdown). Later calls fail.
+    public func close() {
+        lock.withLock { database.close() }
+    }
+
+    private func write<T>(_ body: (Database) throws(RegistryError) -> T) throws(RegistryError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        guard database.handle != nil else { throw RegistryError(.database, "the catalog is closed") }
+        return try database.transaction { () throws(RegistryError) -> T in try body(database) }
+    }
+
+    private func read<T>(_ body: (Database) throws(RegistryError) -> T) throws(RegistryError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        guard database.handle != nil else { throw RegistryError(.database, "the catalog is closed") }
+        return try body(database)
+    }
+
+    // MARK: Versions
+
+    private static let versionColumns =
+        "model, version, sha256, size, path, mtime, state, reason, manifest, signature_status, signature_key, first_seen, updated_at"
+
+    private static func version(from row: Row) -> VersionRecord {
+        VersionRecord(
+            model: row.text(0)!, version: Int(row.int(1)!), sha256: row.text(2), size: row.int(3),
+            path: row.text(4)!, mtime: row.double(5), state: VersionState(rawValue: row.text(6)!) ?? .failed,
+            reason: row.text(7) ?? "", manifest: row.text(8), signatureStatus: row.text(9) ?? "unsigned",
+            signatureKey: row.text(10), firstSeen: row.double(11)!, updatedAt: row.double(12)!)
+    }
+
+    /// All versions, or one model's, ordered by model and version.
+    public func versions(model: String? = nil) throws(RegistryError) -> [VersionRecord] {
+        try read { db throws(RegistryError) in
+            var out: [VersionRecord] = []
+            let sql = "SELECT \(Catalog.versionColumns) FROM versions" + (model == nil ? "" : " WHERE model = ?") + " ORDER BY model, version"
+            try db.query(sql, model.map { [.text($0)] } ?? []) { row in out.append(Catalog.version(from: row)) }
+            return out
+        }
+    }
+
+    public func version(model: String, version: Int) throws(RegistryError) -> VersionRecord? {
+        try versions(model: model).first { $0.version == version }
+    }
+
+    /// Versions of any model whose artifact has this digest.
+    public func versions(sha256: String) throws(RegistryError) -> [VersionRecord] {
+        try read { db throws(RegistryError) in
+            var out: [VersionRecord] = []
+            try db.query("SELECT \(Catalog.versionColumns) FROM versions WHERE sha256 = ? ORDER BY model, version", [.text(sha256)]) {
+                row in out.append(Catalog.version(from: row))
+            }
+            return out
+        }
+    }
+
+    /// Inserts or replaces a version row, and appends `event`, in one transaction.
+    public func save(_ record: VersionRecord, event: EventDraft?) throws(RegistryError) {
+        try write { db throws(RegistryError) in
+            try db.run("INSERT OR IGNORE INTO models(name, created_at) VALUES (?, ?)", [.text(record.model), .double(record.firstSeen)])
+            try db.run(
+                """
+                INSERT INTO versions(\(Catalog.versionColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+                ON CONFLICT(model, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                  path = excluded.path, mtime = excluded.mtime, state = excluded.state, reason = excluded.reason,
+                  manifest = excluded.manifest, signature_status = excluded.signature_status,
+                  signature_key = excluded.signature_key, updated_at = excluded.updated_at
+                """,
+                [.text(record.model), .int(Int64(record.version)), .optional(record.sha256), record.size.map { .int($0) } ?? .null,
+                 .text(record.path), record.mtime.map { .double($0) } ?? .null, .text(record.state.rawValue), .text(record.reason),
+                 .optional(record.manifest), .text(record.signatureStatus), .optional(record.signatureKey),
+                 .double(record.firstSeen), .double(record.updatedAt)])
+            if let event { try Catalog.append(event, at: clock.now(), in: db) }
+        }
+    }
+
+    /// Records bytes that differ from a known version's artifact, with an event.
+    public func quarantine(model: String, version: Int, sha256: String, size: Int64, path: String, reason: String) throws(RegistryError) {
+        try write { db throws(RegistryError) in
+            let now = clock.now()
+            try db.run(
+                "INSERT INTO quarantine(model, version, sha256, size, path, seen_at, reason) VALUES (?,?,?,?,?,?,?)",
+                [.text(model), .int(Int64(version)), .text(sha256), .int(size), .text(path), .double(now), .text(reason)])
+            try Catalog.append(
+                EventDraft(action: "quarantine", model: model, version: version, after: sha256, reason: reason), at: now, in: db)
+        }
+    }
+
+    /// How many times bytes under this version were quarantined.
+    public func quarantineCount(model: String, version: Int) throws(RegistryError) -> Int {
+        try read { db throws(RegistryError) in
+            Int(try db.scalarInt("SELECT count(*) FROM quarantine WHERE model = ? AND version = ?", [.text(model), .int(Int64(version))]) ?? 0)
+        }
+    }
+
+    // MARK: Aliases
+
+    /// The model's aliases: alias name to version.
+    public func aliases(model: String) throws(RegistryError) -> [String: Int] {
+        try read { db throws(RegistryError) in
+            var out: [String: Int] = [:]
+            try db.query("SELECT alias, version FROM aliases WHERE model = ?", [.text(model)]) { row in
+                out[row.text(0)!] = Int(row.int(1)!)
+            }
+            return out
+        }
+    }
+
+    /// Points `alias` at `version` (or removes it when `version` is nil), optionally changing
+    /// version states at the same time, and appends `event`, in one transaction.
+    public func setAlias(
+        model: String, alias: String, version: Int?, states: [(version: Int, state: VersionState, reason: String)] = [],
+        event: EventDraft
+    ) throws(RegistryError) {
+        try write { db throws(RegistryError) in
+            let now = clock.now()
+            if let version {
+                try db.run(
+                    "INSERT INTO aliases(model, alias, version, updated_at) VALUES (?,?,?,?) ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+                    [.text(model), .text(alias), .int(Int64(version)), .double(now)])
+            } else {
+                try db.run("DELETE FROM aliases WHERE model = ? AND alias = ?", [.text(model), .text(alias)])
+            }
+            for change in states {
+                try db.run(
+                    "UPDATE versions SET state = ?, reason = ?, updated_at = ? WHERE model = ? AND version = ?",
+                    [.text(change.state.rawValue), .text(change.reason), .double(now), .text(model), .int(Int64(change.version))])
+            }
+            try Catalog.append(event, at: now, in: db)
+        }
+    }
+
+    /// Changes one version's state and appends `event`, in one transaction.
+    public func setState(model: String, version: Int, _ state: VersionState, reason: String, event: EventDraft) throws(RegistryError) {
+        try write { db throws(RegistryError) in
+            let now = clock.now()
+            try db.run(
+                "UPDATE versions SET state = ?, reason = ?, updated_at = ? WHERE model = ? AND version = ?",
+                [.text(state.rawValue), .text(reason), .double(now), .text(model), .int(Int64(version))])
+            try Catalog.append(event, at: now, in: db)
+        }
+    }
+
+    // MARK: Events
+
+    /// Appends one event on its own.
+    public func append(_ event: EventDraft) throws(RegistryError) {
+        try write { db throws(RegistryError) in try Catalog.append(event, at: clock.now(), in: db) }
+    }
+
+    /// The text an event's hash covers: its id, fields and the previous hash, unambiguously
+    /// separated. Changing any field, or removing a row, breaks the chain.
+    static func chainText(id: Int64, at: Double, _ e: EventDraft, previous: String) -> String {
+        let fields: [String] = [
+            String(id), String(at), e.actor, e.action, e.model ?? "\u{0}", e.version.map(String.init) ?? "\u{0}",
+            e.before ?? "\u{0}", e.after ?? "\u{0}", e.reason, previous,
+        ]
+        return fields.map { "\($0.utf8.count):\($0)" }.joined(separator: "|")
+    }
+
+    private static func append(_ e: EventDraft, at: Double, in db: Database) throws(RegistryError) {
+        var previous = genesis
+        var lastID: Int64 = 0
+        try db.query("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1") { row in
+            lastID = row.int(0)!
+            previous = row.text(1)!
+        }
+        // AUTOINCREMENT never reuses ids, and we hold the write lock, so the next id is known.
+        let id = max(lastID, try db.scalarInt("SELECT seq FROM sqlite_sequence WHERE name = 'events'") ?? 0) + 1
+        let hash = SHA256.hex(of: Array(chainText(id: id, at: at, e, previous: previous).utf8))
+        try db.run(
+            "INSERT INTO events(id, at, actor, action, model, version, before, after, reason, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [.int(id), .double(at), .text(e.actor), .text(e.action), .optional(e.model), .optional(e.version),
+             .optional(e.before), .optional(e.after), .text(e.reason), .text(previous), .text(hash)])
+    }
+
+    /// Events, oldest first, optionally of one model and within a time range.
+    public func events(model: String? = nil, since: Double? = nil, until: Double? = nil, limit: Int = 1000) throws(RegistryError) -> [Event] {
+        try read { db throws(RegistryError) in
+            var clauses: [String] = []
+            var bindings: [SQLValue] = []
+            if let model { clauses.append("model = ?"); bindings.append(.text(model)) }
+            if let since { clauses.append("at >= ?"); bindings.append(.double(since)) }
+            if let until { clauses.append("at <= ?"); bindings.append(.double(until)) }
+            let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+            var out: [Event] = []
+            try db.query(
+                "SELECT id, at, actor, action, model, version, before, after, reason, prev_hash, hash FROM events\(whereClause) ORDER BY id LIMIT ?",
+                bindings + [.int(Int64(limit))]
+            ) { row in
+                out.append(Event(
+                    id: row.int(0)!, at: row.double(1)!,
+                    draft: EventDraft(actor: row.text(2)!, action: row.text(3)!, model: row.text(4), version: row.int(5).map(Int.init),
+                                      before: row.text(6), after: row.text(7), reason: row.text(8) ?? ""),
+                    previousHash: row.text(9)!, hash: row.text(10)!))
+            }
+            return out
+        }
+    }
+
+    /// The result of walking the whole event chain.
+    public struct ChainCheck: Sendable, Equatable {
+        public var events: Int
+        /// Descriptions of every break found, empty when the chain is intact.
+        public var problems: [String]
+        public var isIntact: Bool { problems.isEmpty }
+    }
+
+    /// Recomputes every event's hash and checks each links to its predecessor with no gap.
+    public func verifyChain() throws(RegistryError) -> ChainCheck {
+        let all = try events(limit: Int.max)
+        var problems: [String] = []
+        var previous = Catalog.genesis
+        var expectedID: Int64 = 1
+        for event in all {
+            if event.id != expectedID {
+                problems.append("events \(expectedID)...\(event.id - 1) are missing (deleted)")
+            }
+            if event.previousHash != previous {
+                problems.append("event \(event.id) does not link to the event before it")
+            }
+            let recomputed = SHA256.hex(of: Array(Catalog.chainText(id: event.id, at: event.at, event.draft, previous: event.previousHash).utf8))
+            if recomputed != event.hash {
+                problems.append("event \(event.id) was altered (its hash does not match its fields)")
+            }
+            previous = event.hash
+            expectedID = event.id + 1
+        }
+        let sequence = try read { db throws(RegistryError) in
+            try db.scalarInt("SELECT seq FROM sqlite_sequence WHERE name = 'events'") ?? 0
+        }
+        if sequence >= expectedID {
+            problems.append("events \(expectedID)...\(sequence) are missing (deleted from the end)")
+        }
+        return ChainCheck(events: all.count, problems: problems)
+    }
+
+    /// SQLite's own consistency check ("ok" when sound).
+    public func integrityCheck() throws(RegistryError) -> String {
+        try read { db throws(RegistryError) in try db.scalarText("PRAGMA integrity_check") ?? "no answer" }
+    }
+}

@@ -1,0 +1,621 @@
+import Foundation
+import Runtime
+
+/// The owner of every model version's lifecycle:
+/// `discovered -> verifying -> loading -> ready -> (candidate | live | shadow) -> retired`,
+/// with `failed`, `quarantined` and `missing`.
+///
+/// It reconciles the model root (what should exist) with the catalog (what was recorded) and the
+/// loaded sessions (what serves), then publishes a new routing table. Every transition is written
+/// to the catalog with an event before it takes effect in serving.
+///
+/// Concurrency: all mutable state below is confined to `queue`, a serial queue: that confinement
+/// is why the class is `@unchecked Sendable`. Hashing and loading run on `loaderQueue`, so a long
+/// load never blocks control commands; serving never waits on either (it reads the `Router`).
+public final class Lifecycle: @unchecked Sendable {
+    struct Key: Hashable, Comparable, CustomStringConvertible {
+        var model: String
+        var version: Int
+        static func < (a: Key, b: Key) -> Bool { (a.model, a.version) < (b.model, b.version) }
+        var description: String { "\(model) version \(version)" }
+    }
+
+    public let config: DaemonConfig
+    public let catalog: Catalog
+    public let router: Router
+    let log: Log
+    let clock: any RegistryClock
+    let loader: Loader
+    let verifier: ArtifactVerifier
+    let directory: ModelDirectory
+    let watcher: (any DirectoryWatcher)?
+
+    let queue = DispatchQueue(label: "registryd.lifecycle")
+    private let loaderQueue = DispatchQueue(label: "registryd.loader")
+
+    // Confined to `queue`.
+    private var records: [Key: VersionRecord] = [:]
+    private var loaded: [Key: LoadedVersion] = [:]
+    private var aliases: [String: [String: Int]] = [:]
+    private var inFlight: Set<Key> = []
+    /// Paths reported by the watcher as renamed into place, with when.
+    private var movedIn: [String: Double] = [:]
+    private var reportedProblems: Set<String> = []
+    private var rescanScheduled = false
+    private var settleRecheckScheduled = false
+    private var timer: DispatchSourceTimer?
+    private var stopped = false
+
+    public init(config: DaemonConfig, catalog: Catalog, router: Router, loader: Loader, log: Log,
+                clock: any RegistryClock = SystemClock(), watcher: (any DirectoryWatcher)? = InotifyWatcher()) {
+        self.config = config
+        self.catalog = catalog
+        self.router = router
+        self.loader = loader
+        self.log = log
+        self.clock = clock
+        self.watcher = watcher
+        self.verifier = ArtifactVerifier(trustedKeys: config.trustedKeys)
+        self.directory = ModelDirectory(root: config.modelRoot)
+    }
+
+    // MARK: Start and stop
+
+    /// Restores the recorded state (re-hashing every known artifact and reloading what served),
+    /// admits what is new in the model root, and starts watching. Returns when every version
+    /// that can be loaded now is loaded.
+    public func start() throws(RegistryError) {
+        var failure: RegistryError?
+        queue.sync {
+            do throws(RegistryError) {
+                try restore()
+                try scanLocked()
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        // Let the admissions just started finish, so that the ready line names what serves.
+        _ = waitUntilIdle(timeout: 600)
+        try watcher?.start(root: config.modelRoot) { [weak self] event in
+            self?.watched(event)
+        }
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        let interval = config.rescanIntervalSeconds
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [weak self] in self?.rescanNow() }
+        timer.resume()
+        queue.sync { self.timer = timer }
+    }
+
+    /// Stops watching and rescanning; waits for a load in progress to finish. Loaded versions
+    /// keep serving until the process ends.
+    public func stop() {
+        watcher?.stop()
+        queue.sync {
+            stopped = true
+            timer?.cancel()
+            timer = nil
+        }
+        loaderQueue.sync {}
+        queue.sync {}
+    }
+
+    /// Waits until no admission is in flight and no settle recheck or rescan is pending
+    /// (tests, and `registryctl rescan --wait`).
+    public func waitUntilIdle(timeout: Double = 60) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        func idle() -> Bool { queue.sync { inFlight.isEmpty && !rescanScheduled && !settleRecheckScheduled } }
+        while Date() < deadline {
+            if idle() {
+                loaderQueue.sync {}
+                if idle() { return true }
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return false
+    }
+
+    // MARK: Events from the watcher and the timer
+
+    private func watched(_ event: WatchEvent) {
+        queue.async { [self] in
+            switch event {
+            case .overflow:
+                log.warning("inotify queue overflowed; rescanning the model root")
+            case .changed(let paths):
+                let now = clock.now()
+                for path in paths { movedIn[path] = now }
+            }
+            scheduleRescan(after: 0.02)
+        }
+    }
+
+    /// Rescans now (from any thread).
+    public func rescanNow() {
+        queue.async { [self] in
+            do throws(RegistryError) { try scanLocked() } catch {
+                log.error("rescan failed", ["error": error.message])
+            }
+        }
+    }
+
+    /// Coalesces bursts of watcher events into one scan.
+    private func scheduleRescan(after delay: Double) {
+        guard !rescanScheduled, !stopped else { return }
+        rescanScheduled = true
+        queue.asyncAfter(deadline: .now() + delay) { [self] in
+            rescanScheduled = false
+            do throws(RegistryError) { try scanLocked() } catch {
+                log.error("rescan failed", ["error": error.message])
+            }
+        }
+    }
+
+    // MARK: Restore
+
+    /// Loads the catalog into memory, re-hashes every known artifact (catching files changed
+    /// while the daemon was down) and reloads the versions that were serving.
+    private func restore() throws(RegistryError) {
+        for record in try catalog.versions() {
+            records[Key(model: record.model, version: record.version)] = record
+        }
+        for model in Set(records.keys.map(\.model)) {
+            aliases[model] = try catalog.aliases(model: model)
+        }
+        for (key, record) in records.sorted(by: { $0.key < $1.key }) {
+            switch record.state {
+            case .verifying, .loading, .discovered:
+                // Interrupted by a crash: start admission again from scratch.
+                records[key] = nil
+                continue
+            case .failed, .quarantined, .retired, .missing:
+                continue
+            case .ready, .candidate, .live, .shadow:
+                break
+            }
+            guard let identity = ModelDirectory.identity(of: record.path) else {
+                try transition(key, to: .missing, reason: "artifact '\(record.path)' is gone (found at startup)", action: "missing")
+                continue
+            }
+            let digest: (hex: String, size: Int64)
+            do throws(RegistryError) { digest = try SHA256.file(at: record.path) } catch {
+                try transition(key, to: .failed, reason: error.message, action: "fail")
+                continue
+            }
+            if digest.hex != record.sha256 {
+                let reason = "artifact bytes changed while registryd was down: recorded \(record.sha256 ?? "?"), found \(digest.hex)"
+                try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
+                try transition(key, to: .quarantined, reason: reason, action: "quarantine")
+                log.error("artifact changed while down; version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
+                continue
+            }
+            do throws(RegistryError) {
+                let session = try loader.load(path: record.path)
+                loaded[key] = LoadedVersion(
+                    model: key.model, version: key.version, sha256: digest.hex, session: session,
+                    manifest: record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) },
+                    loadedAt: clock.now(), estimatedBytes: Lifecycle.estimate(size: digest.size))
+                var updated = record
+                updated.mtime = identity.mtime
+                records[key] = updated
+                log.info("version restored", ["model.name": key.model, "model.version": key.version, "state": record.state.rawValue])
+            } catch {
+                try transition(key, to: .failed, reason: error.message, action: "fail")
+            }
+        }
+        publish()
+    }
+
+    // MARK: Scan and admission
+
+    private func scanLocked() throws(RegistryError) {
+        guard !stopped else { return }
+        let scan = try directory.scan()
+        for problem in scan.problems where !reportedProblems.contains(problem) {
+            reportedProblems.insert(problem)
+            log.warning("model root entry refused", ["problem": problem])
+        }
+        let now = clock.now()
+        var present: Set<Key> = []
+        var earliestSettle: Double?
+        for observation in scan.artifacts {
+            let key = Key(model: observation.model, version: observation.version)
+            present.insert(key)
+            if inFlight.contains(key) { continue }
+            if let record = records[key] {
+                try reconcileKnown(key, record, observation, now: now)
+                continue
+            }
+            if let wait = settleRemaining(observation, now: now) {
+                earliestSettle = min(earliestSettle ?? wait, wait)
+                continue
+            }
+            admit(key, observation)
+        }
+        for (key, record) in records where !present.contains(key) {
+            switch record.state {
+            case .ready, .candidate, .live, .shadow:
+                let serving = loaded[key] != nil
+                try transition(key, to: .missing,
+                               reason: "artifact '\(record.path)' disappeared" + (serving ? "; still serving from memory" : ""),
+                               action: "missing")
+                log.warning("artifact disappeared", ["model.name": key.model, "model.version": key.version, "serving": serving])
+            default:
+                continue
+            }
+        }
+        if let earliestSettle, !settleRecheckScheduled {
+            settleRecheckScheduled = true
+            queue.asyncAfter(deadline: .now() + max(earliestSettle, 0.01)) { [self] in
+                settleRecheckScheduled = false
+                do throws(RegistryError) { try scanLocked() } catch {
+                    log.error("rescan failed", ["error": error.message])
+                }
+            }
+        }
+        for (path, at) in movedIn where now - at > 60 { movedIn[path] = nil }
+    }
+
+    /// Seconds until the artifact counts as complete, or nil when it is complete now: it arrived
+    /// by rename and was not written since, or it has not been modified for the settle window.
+    func settleRemaining(_ observation: ArtifactObservation, now: Double) -> Double? {
+        for path in [observation.path, observation.versionDirectory] {
+            if let at = movedIn[path], observation.mtime <= at + 0.001 { return nil }
+        }
+        let age = now - observation.mtime
+        return age >= config.settleSeconds ? nil : config.settleSeconds - age
+    }
+
+    private func reconcileKnown(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, now: Double) throws(RegistryError) {
+        let sameIdentity = record.size == observation.size && record.mtime == observation.mtime
+        switch record.state {
+        case .failed where !sameIdentity, .quarantined where !sameIdentity && record.sha256 == nil:
+            // Never served: new bytes get a fresh admission once complete.
+            if settleRemaining(observation, now: now) == nil {
+                records[key] = nil
+                admit(key, observation)
+            }
+            return
+        case .failed, .quarantined, .retired:
+            if sameIdentity || record.state == .retired { return }
+        default:
+            break
+        }
+        if sameIdentity && record.state != .missing { return }
+        guard settleRemaining(observation, now: now) == nil else { return }
+        // The file changed (or came back): is it still the same artifact?
+        let digest: (hex: String, size: Int64)
+        do throws(RegistryError) { digest = try SHA256.file(at: observation.path) } catch { return }
+        if digest.hex == record.sha256 {
+            var updated = record
+            updated.mtime = observation.mtime
+            updated.size = observation.size
+            var event: EventDraft?
+            if record.state == .missing {
+                let serving = loaded[key] != nil
+                updated.state = serving ? (key.version == aliases[key.model]?["production"] ? .live : .ready) : .retired
+                updated.reason = "artifact reappeared with the same bytes"
+                event = EventDraft(action: "reappear", model: key.model, version: key.version, before: "missing", after: updated.state.rawValue, reason: updated.reason)
+            }
+            updated.updatedAt = now
+            try catalog.save(updated, event: event)
+            records[key] = updated
+            return
+        }
+        let reason = "version \(key.version) of '\(key.model)' is immutable: new bytes \(digest.hex) differ from the recorded \(record.sha256 ?? "?"); the recorded version keeps serving"
+        let alreadyQuarantined = try catalog.quarantineCount(model: key.model, version: key.version) > 0 && record.mtime == observation.mtime
+        var updated = record
+        updated.mtime = observation.mtime
+        updated.size = observation.size
+        if !alreadyQuarantined {
+            try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: observation.path, reason: reason)
+            log.error("changed bytes under a known version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
+        }
+        // A version that is not in memory can no longer be loaded from its file.
+        if loaded[key] == nil && record.state != .quarantined {
+            updated.state = .quarantined
+            updated.reason = reason
+            updated.updatedAt = now
+            try catalog.save(updated, event: EventDraft(action: "quarantine", model: key.model, version: key.version, before: record.state.rawValue, after: "quarantined", reason: reason))
+        } else {
+            updated.updatedAt = now
+            try catalog.save(updated, event: nil)
+        }
+        records[key] = updated
+    }
+
+    /// Starts verification of a complete, new artifact on the loader queue.
+    private func admit(_ key: Key, _ observation: ArtifactObservation) {
+        let now = clock.now()
+        let record = VersionRecord(model: key.model, version: key.version, size: observation.size, path: observation.path,
+                                   mtime: observation.mtime, state: .verifying, firstSeen: now, updatedAt: now)
+        do throws(RegistryError) {
+            try catalog.save(record, event: EventDraft(action: "discover", model: key.model, version: key.version, after: "verifying"))
+        } catch {
+            log.error("cannot record a new version", ["model.name": key.model, "model.version": key.version, "error": error.message])
+            return
+        }
+        records[key] = record
+        inFlight.insert(key)
+        let policy = config.policy(for: key.model)
+        loaderQueue.async { [self] in
+            let verdict = verifier.verify(observation, requireSignature: policy.requireSignature)
+            // Written to after it looked settled: not complete after all. Try again later,
+            // recording no failure.
+            let identity = ModelDirectory.identity(of: observation.path)
+            let stillWriting = identity == nil || identity!.size != observation.size || identity!.mtime != observation.mtime
+                || (try? verdict.get().size).map { $0 != observation.size } == true
+            queue.async { [self] in verified(key, record, observation, verdict, stillWriting: stillWriting) }
+        }
+    }
+
+    /// On `queue`: after hashing. Loads the version on the loader queue if it passed.
+    private func verified(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation,
+                          _ result: Result<ArtifactVerifier.Verdict, ArtifactVerifier.Failure>, stillWriting: Bool) {
+        if stillWriting {
+            inFlight.remove(key)
+            records[key] = nil
+            try? catalog.setState(model: key.model, version: key.version, .discovered, reason: "still being written",
+                                  event: EventDraft(action: "defer", model: key.model, version: key.version, before: "verifying", after: "discovered", reason: "file changed while it was hashed"))
+            scheduleRescan(after: 0.05)
+            return
+        }
+        let verdict: ArtifactVerifier.Verdict
+        switch result {
+        case .failure(let failure):
+            finishFailed(key, record, failure)
+            return
+        case .success(let v):
+            verdict = v
+        }
+        var record = record
+        record.sha256 = verdict.sha256
+        record.size = verdict.size
+        record.manifest = verdict.manifestText
+        record.signatureStatus = verdict.signatureStatus
+        record.signatureKey = verdict.signatureKey
+        record.state = .loading
+        record.updatedAt = clock.now()
+        do throws(RegistryError) {
+            try catalog.save(record, event: EventDraft(action: "verify", model: key.model, version: key.version, before: "verifying",
+                                                       after: "loading", reason: "sha256 \(verdict.sha256), signature \(verdict.signatureStatus)"))
+        } catch {
+            log.error("cannot record verification", ["error": error.message])
+        }
+        records[key] = record
+        // Identical bytes already loaded: the same artifact, the same session.
+        let twin = loaded.values.first { $0.sha256 == verdict.sha256 }
+        if twin == nil, let refusal = budgetRefusal(adding: Lifecycle.estimate(size: verdict.size), for: key.model) {
+            finishFailed(key, record, ArtifactVerifier.Failure(state: .failed, reason: refusal))
+            return
+        }
+        let loaded = record
+        loaderQueue.async { [self] in
+            let started = clock.now()
+            let outcome: Result<Session, RegistryError>
+            if let twin {
+                outcome = .success(twin.session)
+            } else {
+                do throws(RegistryError) { outcome = .success(try loader.load(path: observation.path)) } catch { outcome = .failure(error) }
+            }
+            let seconds = clock.now() - started
+            queue.async { [self] in
+                switch outcome {
+                case .failure(let error):
+                    finishFailed(key, loaded, ArtifactVerifier.Failure(state: .failed, reason: error.message))
+                case .success(let session):
+                    finishLoaded(key, loaded, verdict: verdict, session: session, seconds: seconds, twin: twin)
+                }
+            }
+        }
+    }
+
+    private func finishFailed(_ key: Key, _ record: VersionRecord, _ failure: ArtifactVerifier.Failure) {
+        inFlight.remove(key)
+        var record = record
+        let before = record.state
+        record.state = failure.state
+        record.reason = failure.reason
+        record.sha256 = record.sha256 ?? failure.sha256
+        record.size = failure.size ?? record.size
+        record.updatedAt = clock.now()
+        do throws(RegistryError) {
+            try catalog.save(record, event: EventDraft(action: failure.state == .quarantined ? "quarantine" : "fail", model: key.model,
+                                                       version: key.version, before: before.rawValue, after: failure.state.rawValue, reason: failure.reason))
+        } catch {
+            log.error("cannot record a failed version", ["error": error.message])
+        }
+        records[key] = record
+        log.error("version not admitted", ["model.name": key.model, "model.version": key.version, "state": failure.state.rawValue, "reason": failure.reason])
+    }
+
+    private func finishLoaded(_ key: Key, _ record: VersionRecord, verdict: ArtifactVerifier.Verdict, session: Session, seconds: Double, twin: LoadedVersion?) {
+        inFlight.remove(key)
+        var record = record
+        loaded[key] = LoadedVersion(model: key.model, version: key.version, sha256: verdict.sha256, session: session,
+                                    manifest: verdict.manifest, loadedAt: clock.now(), estimatedBytes: Lifecycle.estimate(size: verdict.size))
+        let productionVersion = aliases[key.model]?["production"]
+        let hasProduction = productionVersion.map { loaded[Key(model: key.model, version: $0)] != nil } ?? false
+        let outcome = AdmissionPolicy.outcome(policy: config.policy(for: key.model), hasServingProduction: hasProduction)
+        record.state = .ready
+        record.reason = twin.map { "same artifact as '\($0.model)' version \($0.version) (sha256 \(verdict.sha256))" } ?? ""
+        record.updatedAt = clock.now()
+        do throws(RegistryError) {
+            try catalog.save(record, event: EventDraft(action: "ready", model: key.model, version: key.version, before: "loading", after: "ready",
+                                                       reason: record.reason.isEmpty ? String(format: "loaded and warmed up in %.3f s", seconds) : record.reason))
+            records[key] = record
+            log.notice("version ready", ["model.name": key.model, "model.version": key.version, "sha256": String(verdict.sha256.prefix(12)),
+                                         "load.seconds": String(format: "%.3f", seconds)])
+            switch outcome {
+            case .promote:
+                try promoteLocked(key, actor: EventDraft.daemon, reason: hasProduction ? "policy on_new_version=live" : "first version of the model", force: true)
+            case .candidate:
+                try setAliasLocked(model: key.model, alias: "candidate", version: key.version, actor: EventDraft.daemon, reason: "policy on_new_version=candidate")
+            case .ready:
+                publish()
+            }
+        } catch {
+            log.error("cannot record a loaded version", ["model.name": key.model, "model.version": key.version, "error": error.message])
+            publish()
+        }
+    }
+
+    // MARK: Aliases and promotion
+
+    /// Makes `key` the production version. The previous production stays loaded (per policy).
+    private func promoteLocked(_ key: Key, actor: String, reason: String, force: Bool) throws(RegistryError) {
+        guard loaded[key] != nil else {
+            throw RegistryError(.unavailable, "model '\(key.model)' version \(key.version) is not loaded")
+        }
+        let previous = aliases[key.model]?["production"]
+        var states: [(version: Int, state: VersionState, reason: String)] = [(key.version, .live, reason)]
+        if let previous, previous != key.version, records[Key(model: key.model, version: previous)]?.state == .live {
+            states.append((previous, .ready, "replaced by version \(key.version)"))
+        }
+        try catalog.setAlias(model: key.model, alias: "production", version: key.version, states: states,
+                             event: EventDraft(actor: actor, action: "promote", model: key.model, version: key.version,
+                                               before: previous.map(String.init), after: String(key.version), reason: reason))
+        aliases[key.model, default: [:]]["production"] = key.version
+        for change in states { records[Key(model: key.model, version: change.version)]?.state = change.state }
+        log.notice("production switched", ["model.name": key.model, "model.version": key.version, "previous": previous.map(String.init) ?? "none", "actor": actor])
+        try retire(model: key.model)
+        publish()
+    }
+
+    private func setAliasLocked(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) {
+        let previous = aliases[model]?[alias]
+        var states: [(version: Int, state: VersionState, reason: String)] = []
+        if alias == "candidate" { states.append((version, .candidate, reason)) }
+        try catalog.setAlias(model: model, alias: alias, version: version, states: states,
+                             event: EventDraft(actor: actor, action: "alias", model: model, version: version,
+                                               before: previous.map { "\(alias)=\($0)" }, after: "\(alias)=\(version)", reason: reason))
+        aliases[model, default: [:]][alias] = version
+        for change in states { records[Key(model: model, version: change.version)]?.state = change.state }
+        publish()
+    }
+
+    /// Unloads the versions the retention policy no longer keeps.
+    private func retire(model: String) throws(RegistryError) {
+        let loadedVersions = Set(loaded.keys.filter { $0.model == model }.map(\.version))
+        let modelAliases = aliases[model] ?? [:]
+        let drop = RetentionPolicy.versionsToUnload(
+            loaded: loadedVersions, production: modelAliases["production"], aliased: Set(modelAliases.values),
+            keepPrevious: config.policy(for: model).keepPrevious)
+        for version in drop.sorted() {
+            let key = Key(model: model, version: version)
+            loaded[key] = nil  // serving drops its reference when the new table is published
+            let state = records[key]?.state
+            if state == .missing || state == .quarantined { continue }
+            try transition(key, to: .retired, reason: "unloaded: beyond keep_previous=\(config.policy(for: model).keepPrevious)", action: "retire")
+        }
+    }
+
+    private func transition(_ key: Key, to state: VersionState, reason: String, action: String) throws(RegistryError) {
+        let before = records[key]?.state
+        try catalog.setState(model: key.model, version: key.version, state, reason: reason,
+                             event: EventDraft(action: action, model: key.model, version: key.version, before: before?.rawValue, after: state.rawValue, reason: reason))
+        records[key]?.state = state
+        records[key]?.reason = reason
+    }
+
+    // MARK: Memory budget
+
+    /// The memory a session is expected to take: its weights, plus ONNX Runtime's working memory.
+    static func estimate(size: Int64) -> Int64 { size * 2 + (8 << 20) }
+
+    /// Why loading `bytes` more would break the budget, or nil when it fits (or by policy loads anyway).
+    private func budgetRefusal(adding bytes: Int64, for model: String) -> String? {
+        let budget = config.memoryBudgetBytes
+        guard budget > 0 else { return nil }
+        let used = loaded.values.reduce(Int64(0)) { $0 + $1.estimatedBytes }
+        guard used + bytes > budget else { return nil }
+        let message = "memory budget \(budget >> 20) MiB: \(used >> 20) MiB loaded + \(bytes >> 20) MiB new"
+        switch config.loadOrder {
+        case .availabilityFirst:
+            log.warning("memory budget exceeded; loading the new version before unloading the old (availability_first)", ["detail": message])
+            return nil
+        case .budgetFirst:
+            // Unload versions no alias needs, oldest first, until it fits.
+            var freed: Int64 = 0
+            let needed = used + bytes - budget
+            let aliased = Set((aliases[model] ?? [:]).values)
+            for key in loaded.keys.sorted() where key.model == model && !aliased.contains(key.version) && freed < needed {
+                freed += loaded[key]!.estimatedBytes
+                loaded[key] = nil
+                try? transition(key, to: .retired, reason: "unloaded to make room (\(message), budget_first)", action: "retire")
+            }
+            publish()
+            return freed >= needed ? nil : "\(message) exceeds the budget even after unloading unaliased versions"
+        }
+    }
+
+    // MARK: Publishing
+
+    private func publish() {
+        var table = RoutingTable()
+        for (key, version) in loaded {
+            table.models[key.model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].versions[key.version] = version
+        }
+        for (model, modelAliases) in aliases {
+            if let production = modelAliases["production"], let version = loaded[Key(model: model, version: production)] {
+                table.models[model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].production = version
+            }
+        }
+        router.publish(table)
+    }
+
+    // MARK: Internal API for the control plane
+
+    /// Every model's versions as recorded, with their aliases and whether they are loaded.
+    public struct ModelStatus: Sendable {
+        public var name: String
+        public var versions: [VersionRecord]
+        public var aliases: [String: Int]
+        public var loadedVersions: Set<Int>
+    }
+
+    public func status() -> [ModelStatus] {
+        queue.sync {
+            let models = Set(records.keys.map(\.model)).union(aliases.keys)
+            return models.sorted().map { model in
+                ModelStatus(
+                    name: model,
+                    versions: records.filter { $0.key.model == model }.sorted { $0.key < $1.key }.map(\.value),
+                    aliases: aliases[model] ?? [:],
+                    loadedVersions: Set(loaded.keys.filter { $0.model == model }.map(\.version)))
+            }
+        }
+    }
+
+    /// Promotes `version` of `model` to production.
+    public func promote(model: String, version: Int, actor: String, reason: String) throws(RegistryError) {
+        try onQueue { () throws(RegistryError) in
+            guard records[Key(model: model, version: version)] != nil else {
+                throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
+            }
+            try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason, force: false)
+        }
+    }
+
+    /// Points `alias` of `model` at `version`.
+    public func setAlias(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) {
+        try onQueue { () throws(RegistryError) in
+            guard records[Key(model: model, version: version)] != nil else {
+                throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
+            }
+            if alias == "production" {
+                try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason, force: false)
+            } else {
+                try setAliasLocked(model: model, alias: alias, version: version, actor: actor, reason: reason)
+            }
+        }
+    }
+
+    private func onQueue<T>(_ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
+        let result: Result<T, RegistryError> = queue.sync {
+            do throws(RegistryError) { return .success(try body()) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import Runtime
+
+/// Turns a verified artifact into a warmed-up ONNX Runtime session. Runs on the loader's own
+/// thread, never on serving threads.
+public struct Loader: Sendable {
+    public let environment: Environment
+    public let options: SessionOptions
+
+    public init(environment: Environment, options: SessionOptions = SessionOptions()) {
+        self.environment = environment
+        self.options = options
+    }
+
+    /// Loads `path` and runs it once on inputs made from its signature, so that a model that
+    /// loads but cannot run is caught before it serves.
+    public func load(path: String) throws(RegistryError) -> Session {
+        let session: Session
+        do {
+            session = try Session(path: path, environment: environment, options: options)
+        } catch {
+            throw RegistryError(.modelFailure, "onnx runtime cannot load it: \(error.message)")
+        }
+        do {
+            _ = try session.run(Loader.warmUpInputs(for: session))
+        } catch {
+            throw RegistryError(.modelFailure, "warm-up run failed: \(error.message)")
+        }
+        return session
+    }
+
+    /// Zeros (empty strings) of each input's declared shape, with variable dimensions set to 1.
+    static func warmUpInputs(for session: Session) throws(RuntimeError) -> [String: Tensor] {
+        var inputs: [String: Tensor] = [:]
+        for input in session.inputs {
+            let shape = input.shape.map { $0.value < 0 ? 1 : $0.value }
+            if input.elementType == .string {
+                let count = try Tensor.elementCount(of: shape)
+                inputs[input.name] = try Tensor(shape: shape, byteStrings: Array(repeating: [], count: count))
+            } else {
+                do {
+                    inputs[input.name] = try Tensor(input.elementType, shape: shape) { bytes in
+                        bytes.initializeMemory(as: UInt8.self, repeating: 0)
+                    }
+                } catch let error as RuntimeError {
+                    throw error
+                } catch {
+                    throw RuntimeError(.invalidTensor, "\(error)")
+                }
+            }
+        }
+        return inputs
+    }
+}
