@@ -33,6 +33,7 @@ let package = Package(
 
         // Tests find their fixtures (Tests/Fixtures) relative to their own source file.
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Runtime"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -40,7 +40,7 @@ public final class Daemon: Sendable {
 
     private static func environment(threads: Int) throws(RegistryError) -> Environment {
         do {
-            return try Environment.shared(Environment.Configuration(intraOpThreads: threads, logLevel: .error))
+            return try Environment.shared(Environment.Configuration(intraOpThreads: threads))
         } catch {
             throw RegistryError(.system, "onnx runtime: \(error.message)")
         }

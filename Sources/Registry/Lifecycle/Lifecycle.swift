@@ -224,7 +224,9 @@ public final class Lifecycle: @unchecked Sendable {
             present.insert(key)
             if inFlight.contains(key) { continue }
             if let record = records[key] {
-                try reconcileKnown(key, record, observation, now: now)
+                if let wait = try reconcileKnown(key, record, observation, now: now) {
+                    earliestSettle = min(earliestSettle ?? wait, wait)
+                }
                 continue
             }
             if let wait = settleRemaining(observation, now: now) {
@@ -257,36 +259,45 @@ public final class Lifecycle: @unchecked Sendable {
         for (path, at) in movedIn where now - at > 60 { movedIn[path] = nil }
     }
 
-    /// Seconds until the artifact counts as complete, or nil when it is complete now: it arrived
-    /// by rename and was not written since, or it has not been modified for the settle window.
+    /// Seconds until the artifact counts as complete, or nil when it is complete now.
+    ///
+    /// Complete means unmodified for the settle window; or, when it arrived by rename (an atomic
+    /// write), unmodified for `renameQuiet`: a short guard, because a rename event is processed a
+    /// moment after it happens, and a writer that renames an empty file into place and then
+    /// appends to it (as some libraries' "atomic create" does) must not be caught half-way.
     func settleRemaining(_ observation: ArtifactObservation, now: Double) -> Double? {
-        for path in [observation.path, observation.versionDirectory] {
-            if let at = movedIn[path], observation.mtime <= at + 0.001 { return nil }
-        }
         let age = now - observation.mtime
-        return age >= config.settleSeconds ? nil : config.settleSeconds - age
+        var window = config.settleSeconds
+        for path in [observation.path, observation.versionDirectory] where movedIn[path] != nil {
+            window = min(window, Lifecycle.renameQuiet)
+        }
+        return age >= window ? nil : window - age
     }
 
-    private func reconcileKnown(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, now: Double) throws(RegistryError) {
+    /// How long a file that arrived by rename must stay unmodified.
+    static let renameQuiet = 0.25
+
+    /// Compares a known version with its file; returns the seconds to wait when the file changed
+    /// but has not settled yet.
+    private func reconcileKnown(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, now: Double) throws(RegistryError) -> Double? {
         let sameIdentity = record.size == observation.size && record.mtime == observation.mtime
         switch record.state {
         case .failed where !sameIdentity, .quarantined where !sameIdentity && record.sha256 == nil:
             // Never served: new bytes get a fresh admission once complete.
-            if settleRemaining(observation, now: now) == nil {
-                records[key] = nil
-                admit(key, observation)
-            }
-            return
+            if let wait = settleRemaining(observation, now: now) { return wait }
+            records[key] = nil
+            admit(key, observation)
+            return nil
         case .failed, .quarantined, .retired:
-            if sameIdentity || record.state == .retired { return }
+            if sameIdentity || record.state == .retired { return nil }
         default:
             break
         }
-        if sameIdentity && record.state != .missing { return }
-        guard settleRemaining(observation, now: now) == nil else { return }
+        if sameIdentity && record.state != .missing { return nil }
+        if let wait = settleRemaining(observation, now: now) { return wait }
         // The file changed (or came back): is it still the same artifact?
         let digest: (hex: String, size: Int64)
-        do throws(RegistryError) { digest = try SHA256.file(at: observation.path) } catch { return }
+        do throws(RegistryError) { digest = try SHA256.file(at: observation.path) } catch { return nil }
         if digest.hex == record.sha256 {
             var updated = record
             updated.mtime = observation.mtime
@@ -301,7 +312,7 @@ public final class Lifecycle: @unchecked Sendable {
             updated.updatedAt = now
             try catalog.save(updated, event: event)
             records[key] = updated
-            return
+            return nil
         }
         let reason = "version \(key.version) of '\(key.model)' is immutable: new bytes \(digest.hex) differ from the recorded \(record.sha256 ?? "?"); the recorded version keeps serving"
         let alreadyQuarantined = try catalog.quarantineCount(model: key.model, version: key.version) > 0 && record.mtime == observation.mtime
@@ -323,6 +334,7 @@ public final class Lifecycle: @unchecked Sendable {
             try catalog.save(updated, event: nil)
         }
         records[key] = updated
+        return nil
     }
 
     /// Starts verification of a complete, new artifact on the loader queue.

@@ -1,0 +1,168 @@
+import Foundation
+import Glibc
+import Testing
+import Registry
+import Runtime
+
+@Suite("Discovery and admission", .serialized)
+struct AdmissionTests {
+    @Test("a version dropped in by atomic rename is ready within 1 s plus its load time")
+    func atomicRename() throws {
+        let registry = TestRegistry(settle: 5)  // a long settle window: only the rename can make it fast
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        let started = Date()
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        let seconds = try #require(registry.waitForState("digits", 1, [.live], timeout: 20))
+        print("atomic rename to live: \(String(format: "%.3f", seconds)) s (settle window 5 s)")
+        #expect(Date().timeIntervalSince(started) < 5, "admitted by its rename, not by the settle window")
+        let (row, expected, _) = try digitsRow()
+        let answer = try registry.daemon!.predict(model: "digits", inputs: ["input": Tensor(shape: [1, 64], scalars: row)])
+        #expect(try answer.outputs["label"]?.scalars(as: Int64.self) == [expected])
+        #expect(answer.version.version == 1)
+        #expect(answer.version.sha256 == SHA256.hex(of: modelBytes("digits_logreg.onnx")))
+    }
+
+    @Test("a file written slowly in chunks is never loaded partial, never recorded as failed, and ends ready")
+    func slowWriter() throws {
+        let registry = TestRegistry(settle: 0.6)
+        try registry.makeModelDirectory("digits")
+        try FileManager.default.createDirectory(atPath: "\(registry.root)/digits/1", withIntermediateDirectories: true)
+        try registry.start()
+        let bytes = modelBytes("digits_mlp.onnx")
+        let path = "\(registry.root)/digits/1/model.onnx"
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        let chunk = bytes.count / 12 + 1
+        var offset = 0
+        while offset < bytes.count {
+            try handle.write(contentsOf: bytes[offset..<min(offset + chunk, bytes.count)])
+            offset += chunk
+            Thread.sleep(forTimeInterval: 0.15)  // well inside the settle window
+            #expect(registry.record("digits", 1)?.state != .failed)
+        }
+        try handle.close()
+        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        let record = try #require(registry.record("digits", 1))
+        #expect(record.sha256 == SHA256.hex(of: bytes))
+        let events = try registry.daemon!.catalog.events(model: "digits")
+        #expect(!events.contains { $0.draft.action == "fail" }, "\(registry.lines.all.joined(separator: "\n"))")
+    }
+
+    @Test("identical bytes under two version numbers are recognised as the same artifact")
+    func identicalBytes() throws {
+        let registry = TestRegistry()
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        let bytes = modelBytes("digits_logreg.onnx")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: bytes)
+        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: bytes)
+        #expect(registry.waitForState("digits", 2, [.ready]) != nil)
+        let second = try #require(registry.record("digits", 2))
+        #expect(second.reason.contains("same artifact as 'digits' version 1"), "\(second.reason)")
+        #expect(try registry.daemon!.catalog.versions(sha256: SHA256.hex(of: bytes)).map(\.version) == [1, 2])
+    }
+
+    @Test("changed bytes under a known version are quarantined and the old version keeps serving")
+    func changedBytesQuarantined() throws {
+        let registry = TestRegistry()
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        let original = modelBytes("digits_logreg.onnx")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: original)
+        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        // Overwrite version 1 in place with other weights, by rename (so it is complete at once).
+        let other = modelBytes("digits_mlp.onnx")
+        let staged = "\(registry.root)/digits/.new-model.onnx"
+        try other.write(to: URL(fileURLWithPath: staged))
+        #expect(rename(staged, "\(registry.root)/digits/1/model.onnx") == 0)
+        #expect(registry.wait { (try? registry.daemon!.catalog.quarantineCount(model: "digits", version: 1)) == 1 } != nil)
+        let record = try #require(registry.record("digits", 1))
+        #expect(record.state == .live)
+        #expect(record.sha256 == SHA256.hex(of: original))
+        let (row, expected, _) = try digitsRow()
+        let answer = try registry.daemon!.predict(model: "digits", inputs: ["input": Tensor(shape: [1, 64], scalars: row)])
+        #expect(answer.version.sha256 == SHA256.hex(of: original))
+        #expect(try answer.outputs["label"]?.scalars(as: Int64.self) == [expected])
+        let quarantine = try registry.daemon!.catalog.events(model: "digits").filter { $0.draft.action == "quarantine" }
+        #expect(quarantine.count == 1)
+        #expect(quarantine.first?.draft.after == SHA256.hex(of: other))
+        #expect(quarantine.first?.draft.reason.contains("immutable") == true)
+    }
+
+    @Test("truncated, non-ONNX, wrong-hash and badly signed artifacts end failed or quarantined with the cause, and the daemon keeps running")
+    func badArtifacts() throws {
+        let keys = try Ed25519.generateKeyPair()
+        let stranger = try Ed25519.generateKeyPair()
+        let registry = TestRegistry(trustedKeys: ["release": Data(keys.publicKey).base64EncodedString()])
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        let good = modelBytes("digits_logreg.onnx")
+        let goodHash = SHA256.hex(of: good)
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("truncated.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("invalid.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 3, bytes: good,
+                           manifest: #"{"sha256": "\#(String(repeating: "0", count: 64))"}"#)
+        let badSignature = try Ed25519.sign(digestHex: goodHash, privateKey: stranger.privateKey)
+        try dropAtomically(root: registry.root, model: "digits", version: 4, bytes: good,
+                           manifest: #"{"signature": "model.sig"}"#, extraFiles: ["model.sig": Data(badSignature)])
+        try dropAtomically(root: registry.root, model: "digits", version: 5, bytes: good,
+                           manifest: #"{"signature": "missing.sig"}"#)
+        try dropAtomically(root: registry.root, model: "digits", version: 6, bytes: modelBytes("digits_logreg.onnx", variant: 6),
+                           manifest: #"{"sha256": "nope"}"#)
+        let goodSignature = try Ed25519.sign(digestHex: goodHash, privateKey: keys.privateKey)
+        try dropAtomically(root: registry.root, model: "digits", version: 7, bytes: good,
+                           manifest: #"{"signature": "model.sig"}"#, extraFiles: ["model.sig": Data(Data(goodSignature).base64EncodedString().utf8)])
+
+        let expectations: [(Int, VersionState, String)] = [
+            (1, .failed, "onnx runtime cannot load it"),
+            (2, .failed, "onnx runtime cannot load it"),
+            (3, .quarantined, "sha256 mismatch: manifest expects 000000"),
+            (4, .quarantined, "bad signature"),
+            (5, .quarantined, "missing.sig"),
+            (6, .failed, "invalid manifest"),
+        ]
+        for (version, state, cause) in expectations {
+            #expect(registry.waitForState("digits", version, [state]) != nil, "version \(version)")
+            let record = registry.record("digits", version)
+            #expect(record?.state == state, "version \(version): \(String(describing: record))")
+            #expect(record?.reason.contains(cause) == true, "version \(version): '\(record?.reason ?? "")' should name '\(cause)'")
+        }
+        #expect(registry.waitForState("digits", 7, [.live]) != nil)
+        #expect(registry.record("digits", 7)?.signatureStatus == "valid")
+        #expect(registry.record("digits", 7)?.signatureKey == "release")
+        // Nothing bad ever served.
+        let table = registry.daemon!.router.current
+        #expect(Set(table.models["digits"]?.versions.keys.map { $0 } ?? []) == [7])
+    }
+
+    @Test("a policy that requires signatures quarantines an unsigned version")
+    func signatureRequired() throws {
+        let keys = try Ed25519.generateKeyPair()
+        let registry = TestRegistry(policies: ["secure": ModelPolicy(onNewVersion: .live, keepPrevious: 1, requireSignature: true)],
+                                    trustedKeys: ["k": Data(keys.publicKey).base64EncodedString()])
+        try registry.makeModelDirectory("secure")
+        try registry.start()
+        try dropAtomically(root: registry.root, model: "secure", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        #expect(registry.waitForState("secure", 1, [.quarantined]) != nil)
+        #expect(registry.record("secure", 1)?.reason.contains("requires a signature") == true)
+    }
+
+    @Test("names outside the safe set and symlinks out of the root are refused and reported")
+    func escapesRefused() throws {
+        let registry = TestRegistry()
+        let outside = TempDirectory()
+        try FileManager.default.createDirectory(atPath: "\(outside.path)/1", withIntermediateDirectories: true)
+        try modelBytes("digits_logreg.onnx").write(to: URL(fileURLWithPath: "\(outside.path)/1/model.onnx"))
+        try FileManager.default.createSymbolicLink(atPath: "\(registry.root)/escape", withDestinationPath: outside.path)
+        try FileManager.default.createDirectory(atPath: "\(registry.root)/bad name/1", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(registry.root)/digits/007", withIntermediateDirectories: true)
+        try registry.start()
+        let problems = registry.lines.all.filter { $0.contains("model root entry refused") }
+        #expect(problems.contains { $0.contains("escape") && $0.contains("outside the model root") }, "\(problems)")
+        #expect(problems.contains { $0.contains("bad name") && $0.contains("not a valid model name") }, "\(problems)")
+        #expect(problems.contains { $0.contains("007") && $0.contains("not a version") }, "\(problems)")
+        #expect(registry.daemon!.lifecycle.status().isEmpty)
+    }
+}
