@@ -1,0 +1,140 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Registry
+
+/// End-to-end tests of the real `registryd` executable, started as a child process.
+@Suite("registryd process", .serialized)
+struct DaemonProcessTests {
+    static let binary = "\(repositoryRoot)/.build/debug/registryd"
+
+    /// Writes a registry.d for a temp directory and returns its path.
+    private func writeConfig(_ dir: TempDirectory, policy: String = #"{"on_new_version": "live", "keep_previous": 1}"#) throws -> String {
+        let config = "\(dir.path)/registry.d"
+        try FileManager.default.createDirectory(atPath: "\(config)/models", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(dir.path)/models/digits", withIntermediateDirectories: true)
+        try Data(#"{"model_root": "../models", "database": "../catalog.sqlite", "control_socket": "../s.sock", "settle_seconds": 0.2, "log_level": "debug"}"#.utf8)
+            .write(to: URL(fileURLWithPath: "\(config)/registryd.json"))
+        try Data(policy.utf8).write(to: URL(fileURLWithPath: "\(config)/models/digits.json"))
+        return config
+    }
+
+    private func launch(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: DaemonProcessTests.binary)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    @Test("--check-config validates and exits; a bad config exits 78 naming the file and key; a bad flag exits 64")
+    func checkConfig() throws {
+        let dir = TempDirectory()
+        let config = try writeConfig(dir)
+        let ok = try run([DaemonProcessTests.binary, "--check-config", "--config", config])
+        #expect(ok.status == 0)
+        #expect(ok.output.contains("configuration OK"))
+        try Data(#"{"model_root": "../models", "colour": "blue"}"#.utf8).write(to: URL(fileURLWithPath: "\(config)/registryd.json"))
+        let bad = try run([DaemonProcessTests.binary, "--check-config", "--config", config])
+        #expect(bad.status == 78)
+        #expect(bad.output.contains("registryd.json: unknown key 'colour'"), "\(bad.output)")
+        let flag = try run([DaemonProcessTests.binary, "--cnofig", config])
+        #expect(flag.status == 64)
+        #expect(flag.output.contains("did you mean '--config'?"), "\(flag.output)")
+        let help = try run([DaemonProcessTests.binary, "--help"])
+        #expect(help.status == 0 && help.output.contains("USAGE: registryd"))
+    }
+
+    @Test("SIGTERM stops the daemon cleanly with exit 0")
+    func sigterm() throws {
+        let dir = TempDirectory()
+        let config = try writeConfig(dir)
+        try dropAtomically(root: "\(dir.path)/models", model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        let process = try launch(["--config", config])
+        let catalogPath = "\(dir.path)/catalog.sqlite"
+        #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 1)) == "live" })
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+    }
+
+    @Test("kill -9 at random moments during loads and swaps, 20 times: the catalog opens, keeps its last committed state and loses no event")
+    func killNine() throws {
+        let dir = TempDirectory()
+        let config = try writeConfig(dir)
+        let root = "\(dir.path)/models"
+        let catalogPath = "\(dir.path)/catalog.sqlite"
+        var generator = SystemRandomNumberGenerator()
+        var eventsSoFar = 0
+        var lastChainHash: String?
+        for round in 1...20 {
+            let process = try launch(["--config", config])
+            // A new version arrives; kill while it is being verified, loaded or promoted.
+            try dropAtomically(root: root, model: "digits", version: round, bytes: modelBytes(round % 2 == 0 ? "digits_mlp.onnx" : "digits_logreg.onnx", variant: round))
+            usleep(UInt32.random(in: 0...400_000, using: &generator))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+
+            let catalog = try Catalog(path: catalogPath)
+            #expect(try catalog.integrityCheck() == "ok", "round \(round)")
+            let chain = try catalog.verifyChain()
+            #expect(chain.isIntact, "round \(round): \(chain.problems)")
+            #expect(chain.events >= eventsSoFar, "round \(round): events went from \(eventsSoFar) to \(chain.events)")
+            // Events committed before are still there, unchanged.
+            if let lastChainHash, eventsSoFar > 0 {
+                #expect(try catalog.events(limit: eventsSoFar).last?.hash == lastChainHash, "round \(round)")
+            }
+            eventsSoFar = chain.events
+            lastChainHash = try catalog.events(limit: eventsSoFar).last?.hash
+            catalog.close()
+        }
+        // A final, undisturbed start: every version admitted, the newest live, aliases consistent.
+        let process = try launch(["--config", config])
+        defer { kill(process.processIdentifier, SIGTERM); process.waitUntilExit() }
+        #expect(waitFor(timeout: 60) { (try? Catalog.peekState(catalogPath, "digits", 20)) == "live" })
+        let catalog = try Catalog(path: catalogPath)
+        defer { catalog.close() }
+        let versions = try catalog.versions(model: "digits")
+        #expect(versions.count == 20)
+        #expect(versions.allSatisfy { [.live, .ready, .retired].contains($0.state) }, "\(versions.map { "\($0.version):\($0.state)" })")
+        #expect(try catalog.aliases(model: "digits")["production"] == 20)
+        #expect(versions.filter { $0.state == .live }.map(\.version) == [20])
+        #expect(try catalog.verifyChain().isIntact)
+        print("kill -9 x20: \(try catalog.verifyChain().events) events intact, final production version 20")
+    }
+
+    private func run(_ command: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    private func waitFor(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+}
+
+extension Catalog {
+    /// Reads one version's state from a catalog another process may be writing (WAL allows it).
+    static func peekState(_ path: String, _ model: String, _ version: Int) throws -> String? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let db = try Database(path: path)
+        defer { db.close() }
+        return try db.scalarText("SELECT state FROM versions WHERE model = ? AND version = ?", [.text(model), .int(Int64(version))])
+    }
+}
