@@ -122,7 +122,13 @@ log.notice("registryd ready", [
     "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
 ])
 
-// Signals are delivered to a dispatch source, not to an async-signal handler.
+// Signals are delivered to a dispatch source, not to an async-signal handler. A parent may
+// have started us with them blocked (a mask inherited from a thread that blocks signals, as
+// dispatch worker threads do): unblock them, or SIGTERM would stay pending forever.
+var handled = sigset_t()
+sigemptyset(&handled)
+for sig in [SIGTERM, SIGINT] { sigaddset(&handled, sig) }
+pthread_sigmask(SIG_UNBLOCK, &handled, nil)
 for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
 var sources: [DispatchSourceSignal] = []
 for sig in [SIGTERM, SIGINT] {

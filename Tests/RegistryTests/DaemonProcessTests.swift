@@ -55,8 +55,7 @@ struct DaemonProcessTests {
         let process = try launch(["--config", config])
         let catalogPath = "\(dir.path)/catalog.sqlite"
         #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 1)) == "live" })
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        #expect(terminate(process), "registryd did not exit within 10 s of SIGTERM")
         #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == 0)
     }
@@ -93,7 +92,7 @@ struct DaemonProcessTests {
         }
         // A final, undisturbed start: every version admitted, the newest live, aliases consistent.
         let process = try launch(["--config", config])
-        defer { kill(process.processIdentifier, SIGTERM); process.waitUntilExit() }
+        defer { #expect(terminate(process), "registryd did not exit within 10 s of SIGTERM") }
         #expect(waitFor(timeout: 60) { (try? Catalog.peekState(catalogPath, "digits", 20)) == "live" })
         let catalog = try Catalog(path: catalogPath)
         defer { catalog.close() }
@@ -117,6 +116,16 @@ struct DaemonProcessTests {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Sends SIGTERM and waits up to 10 s; kills it and returns false if it does not exit,
+    /// so that a daemon that ignores SIGTERM fails the test instead of hanging it.
+    private func terminate(_ process: Process) -> Bool {
+        kill(process.processIdentifier, SIGTERM)
+        if waitFor(timeout: 10, { !process.isRunning }) { process.waitUntilExit(); return true }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        return false
     }
 
     private func waitFor(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
