@@ -61,24 +61,11 @@ while !arguments.isEmpty {
     default:
         let known = valueOptions + ["--check-config", "--help", "--version"]
         var message = "unknown option '\(argument)'"
-        if let guess = known.min(by: { distance($0, argument) < distance($1, argument) }), distance(guess, argument) <= 3 {
+        if let guess = known.min(by: { editDistance($0, argument) < editDistance($1, argument) }), editDistance(guess, argument) <= 3 {
             message += "; did you mean '\(guess)'?"
         }
         fail(message, code: 64)
     }
-}
-
-func distance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    var row = Array(0...b.count)
-    for i in 1...max(a.count, 1) where !a.isEmpty {
-        var next = [i] + Array(repeating: 0, count: b.count)
-        for j in stride(from: 1, through: b.count, by: 1) {
-            next[j] = min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        row = next
-    }
-    return row[b.count]
 }
 
 var config: DaemonConfig
