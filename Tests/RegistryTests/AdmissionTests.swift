@@ -25,20 +25,24 @@ struct AdmissionTests {
 
     @Test("a file written slowly in chunks is never loaded partial, never recorded as failed, and ends ready")
     func slowWriter() throws {
-        let registry = TestRegistry(settle: 0.6)
+        // Settle window far above the pause between chunks, so that a loaded, noisy machine
+        // cannot stretch a pause past it.
+        let registry = TestRegistry(settle: 1.5)
         try registry.makeModelDirectory("digits")
         try FileManager.default.createDirectory(atPath: "\(registry.root)/digits/1", withIntermediateDirectories: true)
         try registry.start()
         let bytes = modelBytes("digits_mlp.onnx")
         let path = "\(registry.root)/digits/1/model.onnx"
-        FileManager.default.createFile(atPath: path, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        // Created in place (not by rename, as FileManager.createFile would): a plain slow copy.
+        let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+        #expect(fd >= 0)
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
         let chunk = bytes.count / 12 + 1
         var offset = 0
         while offset < bytes.count {
             try handle.write(contentsOf: bytes[offset..<min(offset + chunk, bytes.count)])
             offset += chunk
-            Thread.sleep(forTimeInterval: 0.15)  // well inside the settle window
+            Thread.sleep(forTimeInterval: 0.1)  // well inside the settle window
             #expect(registry.record("digits", 1)?.state != .failed)
         }
         try handle.close()
