@@ -235,17 +235,12 @@ public final class Lifecycle: @unchecked Sendable {
             }
             admit(key, observation)
         }
-        for (key, record) in records where !present.contains(key) {
-            switch record.state {
-            case .ready, .candidate, .live, .shadow:
-                let serving = loaded[key] != nil
-                try transition(key, to: .missing,
-                               reason: "artifact '\(record.path)' disappeared" + (serving ? "; still serving from memory" : ""),
-                               action: "missing")
-                log.warning("artifact disappeared", ["model.name": key.model, "model.version": key.version, "serving": serving])
-            default:
-                continue
-            }
+        for (key, record) in records where !present.contains(key) && record.state.isServable {
+            let serving = loaded[key] != nil
+            try transition(key, to: .missing,
+                           reason: "artifact '\(record.path)' disappeared" + (serving ? "; still serving from memory" : ""),
+                           action: "missing")
+            log.warning("artifact disappeared", ["model.name": key.model, "model.version": key.version, "serving": serving])
         }
         if let earliestSettle, !settleRecheckScheduled {
             settleRecheckScheduled = true
@@ -461,7 +456,7 @@ public final class Lifecycle: @unchecked Sendable {
                                          "load.seconds": String(format: "%.3f", seconds)])
             switch outcome {
             case .promote:
-                try promoteLocked(key, actor: EventDraft.daemon, reason: hasProduction ? "policy on_new_version=live" : "first version of the model", force: true)
+                try promoteLocked(key, actor: EventDraft.daemon, reason: hasProduction ? "policy on_new_version=live" : "first version of the model")
             case .candidate:
                 try setAliasLocked(model: key.model, alias: "candidate", version: key.version, actor: EventDraft.daemon, reason: "policy on_new_version=candidate")
             case .ready:
@@ -476,7 +471,7 @@ public final class Lifecycle: @unchecked Sendable {
     // MARK: Aliases and promotion
 
     /// Makes `key` the production version. The previous production stays loaded (per policy).
-    private func promoteLocked(_ key: Key, actor: String, reason: String, force: Bool) throws(RegistryError) {
+    private func promoteLocked(_ key: Key, actor: String, reason: String) throws(RegistryError) {
         guard loaded[key] != nil else {
             throw RegistryError(.unavailable, "model '\(key.model)' version \(key.version) is not loaded")
         }
@@ -606,7 +601,7 @@ public final class Lifecycle: @unchecked Sendable {
             guard records[Key(model: model, version: version)] != nil else {
                 throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
             }
-            try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason, force: false)
+            try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason)
         }
     }
 
@@ -617,7 +612,7 @@ public final class Lifecycle: @unchecked Sendable {
                 throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
             }
             if alias == "production" {
-                try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason, force: false)
+                try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason)
             } else {
                 try setAliasLocked(model: model, alias: alias, version: version, actor: actor, reason: reason)
             }
