@@ -20,20 +20,26 @@ let package = Package(
         .systemLibrary(
             name: "COpenSSL", pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]),
+        // Linux system calls Glibc leaves out (epoll, eventfd, accept4); header only.
+        .systemLibrary(name: "CLinux"),
         .systemLibrary(
             name: "CONNXRuntime", pkgConfig: "libonnxruntime",
             providers: [.apt(["libonnxruntime-dev"])]),
 
+        // The HTTP/1.1 codec and the control API's JSON types: no system calls, no C libraries,
+        // so that registryctl links neither SQLite nor ONNX Runtime.
+        .target(name: "Wire"),
         // ONNX Runtime, and nothing about registries.
         .target(name: "Runtime", dependencies: ["CONNXRuntime"]),
         // The daemon as a library.
-        .target(name: "Registry", dependencies: ["Runtime", "CSQLite", "COpenSSL"]),
+        .target(name: "Registry", dependencies: ["Runtime", "Wire", "CSQLite", "COpenSSL", "CLinux"]),
         .executableTarget(name: "registryd", dependencies: ["Registry"]),
-        .executableTarget(name: "registryctl", dependencies: []),
+        .executableTarget(name: "registryctl", dependencies: ["Wire"]),
 
         // Tests find their fixtures (Tests/Fixtures) relative to their own source file.
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Runtime"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Runtime", "Wire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import Runtime
+import Synchronization
+import Wire
 
 /// The daemon as a library: the catalog, the ONNX Runtime environment, the lifecycle and the
 /// router, started in that order and stopped in reverse.
@@ -10,7 +12,14 @@ public final class Daemon: Sendable {
     public let catalog: Catalog
     public let router: Router
     public let lifecycle: Lifecycle
+    public let stats = ServingStats()
+    /// The HTTP server on the control socket (and the TCP listener, when configured).
+    public let server: HTTPServer
     private let lockFD: Int32
+    private let started = Flag()
+
+    /// This build's version, reported by `--version`, `/v1/status` and `/v2`.
+    public static let version = "0.4.0"
 
     /// Opens the catalog (taking its lock: one daemon per catalog) and prepares the lifecycle.
     public init(config: DaemonConfig, log: Log, clock: any RegistryClock = SystemClock(),
@@ -34,8 +43,26 @@ public final class Daemon: Sendable {
         self.lockFD = lockFD
         self.catalog = catalog
         self.router = Router()
-        self.lifecycle = Lifecycle(config: config, catalog: catalog, router: router, loader: Loader(environment: environment),
-                                   log: log, clock: clock, watcher: watcher)
+        let lifecycle = Lifecycle(config: config, catalog: catalog, router: router, loader: Loader(environment: environment),
+                                  log: log, clock: clock, watcher: watcher)
+        self.lifecycle = lifecycle
+        let threads = config.httpThreads > 0 ? config.httpThreads : max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
+        let serverConfiguration = HTTPServer.Configuration(
+            threads: threads, maxConnections: config.maxConnections, requestTimeout: config.requestTimeoutSeconds,
+            idleTimeout: config.idleTimeoutSeconds, limits: HTTPRequestParser.Limits(maxBodyBytes: config.maxBodyBytes))
+        let started = self.started
+        let endpoints = Endpoints(
+            control: ControlAPI(lifecycle: lifecycle, catalog: catalog, config: config, startedAt: clock.now()),
+            inference: InferenceAPI(router: router, stats: stats, isReady: { started.value }))
+        do {
+            server = try HTTPServer(configuration: serverConfiguration, log: log) { request, peer in
+                endpoints.handle(request, peer: peer)
+            }
+        } catch {
+            catalog.close()
+            close(lockFD)
+            throw error
+        }
     }
 
     private static func environment(threads: Int) throws(RegistryError) -> Environment {
@@ -59,13 +86,28 @@ public final class Daemon: Sendable {
         return fd
     }
 
-    /// Restores and loads models, then starts watching; returns once they are loaded.
+    /// Opens the listeners (failing fast if the socket is taken), restores and loads models,
+    /// starts watching, and serves; returns once the models are loaded.
     public func start() throws(RegistryError) {
         guard ModelDirectory.isDirectory(config.modelRoot) else {
             throw RegistryError(.invalidConfiguration, "model root '\(config.modelRoot)' is not a directory")
         }
-        try lifecycle.start()
+        _ = Socket.raiseOpenFileLimit()
+        try server.listenUnix(path: config.controlSocket, mode: config.controlSocketMode, group: config.controlSocketGroup)
+        if let listen = config.listen { try server.listenTCP(listen) }
+        // Serve health and the control API while models load; /v2/health/ready says 503 until then.
+        server.start()
+        do {
+            try lifecycle.start()
+        } catch {
+            server.stop(deadline: 0)
+            throw error
+        }
+        started.value = true
     }
+
+    /// The TCP port the serving listener is bound to, if any.
+    public var tcpPort: Int? { server.tcpPort }
 
     /// One line describing what serves, for the ready log line.
     public func summary() -> String {
@@ -78,8 +120,11 @@ public final class Daemon: Sendable {
         }.joined(separator: " ")
     }
 
-    /// Stops in reverse start order: the lifecycle, then the catalog, then the lock.
-    public func stop() {
+    /// Stops in reverse start order: the server (letting requests in flight finish within
+    /// `deadline` seconds), the lifecycle, the catalog, then the lock.
+    public func stop(deadline: Double = 10) {
+        started.value = false
+        server.stop(deadline: deadline)
         lifecycle.stop()
         catalog.close()
         close(lockFD)
@@ -99,5 +144,15 @@ public final class Daemon: Sendable {
             }
             throw RegistryError(code, "model '\(model)' version \(loaded.version): \(error.message)")
         }
+    }
+}
+
+/// A boolean that threads share: set by one, read by many.
+final class Flag: Sendable {
+    private let storage = Atomic<Bool>(false)
+
+    var value: Bool {
+        get { storage.load(ordering: .acquiring) }
+        set { storage.store(newValue, ordering: .releasing) }
     }
 }

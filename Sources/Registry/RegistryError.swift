@@ -21,6 +21,8 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         case database
         /// A system call failed.
         case system
+        /// The request asks for something this build does not do.
+        case notImplemented
     }
 
     public let code: Code
@@ -32,4 +34,20 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     public var description: String { message }
+}
+
+extension RegistryError {
+    /// The one place where error codes become HTTP statuses (the statuses Triton uses for the
+    /// same situations on the v2 endpoints).
+    public var httpStatus: Int {
+        switch code {
+        case .invalidConfiguration, .invalidArgument: 400
+        case .notFound: 404
+        case .conflict: 409
+        case .verificationFailed: 422
+        case .unavailable: 503
+        case .notImplemented: 501
+        case .modelFailure, .database, .system: 500
+        }
+    }
 }

@@ -105,7 +105,8 @@ do {
 }
 
 log.notice("registryd ready", [
-    "control_socket": config.controlSocket + " (control API not served by this build yet)",
+    "control_socket": config.controlSocket,
+    "listen": daemon.tcpPort.map { port in (config.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "") + ":\(port)" } ?? "off",
     "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
 ])
 
@@ -117,12 +118,14 @@ sigemptyset(&handled)
 for sig in [SIGTERM, SIGINT] { sigaddset(&handled, sig) }
 pthread_sigmask(SIG_UNBLOCK, &handled, nil)
 for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+// A client that hangs up mid-response must not kill the daemon (sends also use MSG_NOSIGNAL).
+signal(SIGPIPE, SIG_IGN)
 var sources: [DispatchSourceSignal] = []
 for sig in [SIGTERM, SIGINT] {
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
     source.setEventHandler {
         log.notice("registryd stopping", ["signal": sig == SIGTERM ? "SIGTERM" : "SIGINT"])
-        daemon.stop()
+        daemon.stop(deadline: 10)
         log.notice("registryd stopped")
         exit(0)
     }

@@ -155,10 +155,11 @@ public final class Catalog: @unchecked Sendable {
 
     /// Points `alias` at `version` (or removes it when `version` is nil), optionally changing
     /// version states at the same time, and appends `event`, in one transaction.
+    @discardableResult
     public func setAlias(
         model: String, alias: String, version: Int?, states: [(version: Int, state: VersionState, reason: String)] = [],
         event: EventDraft
-    ) throws(RegistryError) {
+    ) throws(RegistryError) -> Int64 {
         try write { db throws(RegistryError) in
             let now = clock.now()
             if let version {
@@ -173,7 +174,34 @@ public final class Catalog: @unchecked Sendable {
                     "UPDATE versions SET state = ?, reason = ?, updated_at = ? WHERE model = ? AND version = ?",
                     [.text(change.state.rawValue), .text(change.reason), .double(now), .text(model), .int(Int64(change.version))])
             }
-            try Catalog.append(event, at: now, in: db)
+            return try Catalog.append(event, at: now, in: db)
+        }
+    }
+
+    // MARK: Routes
+
+    /// Every model's route spec (JSON text), by model.
+    public func routes() throws(RegistryError) -> [String: String] {
+        try read { db throws(RegistryError) in
+            var out: [String: String] = [:]
+            try db.query("SELECT model, spec FROM routes") { row in out[row.text(0)!] = row.text(1)! }
+            return out
+        }
+    }
+
+    /// Stores (or with nil removes) a model's route spec and appends `event`, in one transaction.
+    @discardableResult
+    public func setRoute(model: String, spec: String?, event: EventDraft) throws(RegistryError) -> Int64 {
+        try write { db throws(RegistryError) in
+            let now = clock.now()
+            if let spec {
+                try db.run(
+                    "INSERT INTO routes(model, spec, updated_at) VALUES (?,?,?) ON CONFLICT(model) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+                    [.text(model), .text(spec), .double(now)])
+            } else {
+                try db.run("DELETE FROM routes WHERE model = ?", [.text(model)])
+            }
+            return try Catalog.append(event, at: now, in: db)
         }
     }
 
@@ -191,7 +219,8 @@ public final class Catalog: @unchecked Sendable {
     // MARK: Events
 
     /// Appends one event on its own.
-    public func append(_ event: EventDraft) throws(RegistryError) {
+    @discardableResult
+    public func append(_ event: EventDraft) throws(RegistryError) -> Int64 {
         try write { db throws(RegistryError) in try Catalog.append(event, at: clock.now(), in: db) }
     }
 
@@ -205,7 +234,8 @@ public final class Catalog: @unchecked Sendable {
         return fields.map { "\($0.utf8.count):\($0)" }.joined(separator: "|")
     }
 
-    private static func append(_ e: EventDraft, at: Double, in db: Database) throws(RegistryError) {
+    @discardableResult
+    private static func append(_ e: EventDraft, at: Double, in db: Database) throws(RegistryError) -> Int64 {
         var previous = genesis
         var lastID: Int64 = 0
         try db.query("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1") { row in
@@ -219,14 +249,19 @@ public final class Catalog: @unchecked Sendable {
             "INSERT INTO events(id, at, actor, action, model, version, before, after, reason, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [.int(id), .double(at), .text(e.actor), .text(e.action), .optional(e.model), .optional(e.version),
              .optional(e.before), .optional(e.after), .text(e.reason), .text(previous), .text(hash)])
+        return id
     }
 
     /// Events, oldest first, optionally of one model and within a time range.
-    public func events(model: String? = nil, since: Double? = nil, until: Double? = nil, limit: Int = 1000) throws(RegistryError) -> [Event] {
+    public func events(model: String? = nil, actions: [String] = [], since: Double? = nil, until: Double? = nil, limit: Int = 1000) throws(RegistryError) -> [Event] {
         try read { db throws(RegistryError) in
             var clauses: [String] = []
             var bindings: [SQLValue] = []
             if let model { clauses.append("model = ?"); bindings.append(.text(model)) }
+            if !actions.isEmpty {
+                clauses.append("action IN (" + actions.map { _ in "?" }.joined(separator: ",") + ")")
+                bindings.append(contentsOf: actions.map { .text($0) })
+            }
             if let since { clauses.append("at >= ?"); bindings.append(.double(since)) }
             if let until { clauses.append("at <= ?"); bindings.append(.double(until)) }
             let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")

@@ -29,6 +29,14 @@ public struct DaemonConfig: Sendable, Equatable {
     public var rescanIntervalSeconds: Double
     /// Largest HTTP request body accepted.
     public var maxBodyBytes: Int
+    /// HTTP worker threads (they also run predictions); 0 picks twice the CPU count, at least 4.
+    public var httpThreads: Int = 0
+    /// Open connections beyond this are answered 503.
+    public var maxConnections: Int = 4096
+    /// A request must arrive whole within this many seconds of its first byte.
+    public var requestTimeoutSeconds: Double = 30
+    /// An idle keep-alive connection is closed after this many seconds.
+    public var idleTimeoutSeconds: Double = 300
     /// Ed25519 public keys (raw 32 bytes, base64) that may sign artifacts, by key name.
     public var trustedKeys: [String: String]
     /// Per-model policies, by model name; models without a file get ``ModelPolicy/default``.
@@ -106,6 +114,10 @@ public struct DaemonConfig: Sendable, Equatable {
         config.settleSeconds = try r.double("settle_seconds", in: 0...3600) ?? 2
         config.rescanIntervalSeconds = try r.double("rescan_interval_seconds", in: 0.05...86400) ?? 30
         config.maxBodyBytes = try r.int("max_body_bytes", in: 1024...(4 << 30)) ?? (64 << 20)
+        config.httpThreads = try r.int("http_threads", in: 0...1024) ?? 0
+        config.maxConnections = try r.int("max_connections", in: 16...1_000_000) ?? 4096
+        config.requestTimeoutSeconds = try r.double("request_timeout_seconds", in: 0.1...3600) ?? 30
+        config.idleTimeoutSeconds = try r.double("idle_timeout_seconds", in: 1...86400) ?? 300
         config.trustedKeys = try r.stringMap("trusted_keys") ?? [:]
         for (name, key) in config.trustedKeys {
             guard let raw = Data(base64Encoded: key), raw.count == 32 else {
@@ -135,7 +147,7 @@ public struct DaemonConfig: Sendable, Equatable {
 public enum ListenAddress {
     static func validate(_ value: String, file: String) throws(RegistryError) {
         guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]),
-              (1...65535).contains(port), colon != value.startIndex
+              (0...65535).contains(port), colon != value.startIndex
         else {
             throw RegistryError(.invalidConfiguration, "\(file): key 'listen': expected host:port such as \"127.0.0.1:8080\", got \"\(value)\"")
         }

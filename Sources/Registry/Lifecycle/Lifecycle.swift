@@ -31,15 +31,19 @@ public final class Lifecycle: @unchecked Sendable {
     let watcher: (any DirectoryWatcher)?
 
     let queue = DispatchQueue(label: "registryd.lifecycle")
-    private let loaderQueue = DispatchQueue(label: "registryd.loader")
+    let loaderQueue = DispatchQueue(label: "registryd.loader")
 
     // Confined to `queue`.
-    private var records: [Key: VersionRecord] = [:]
-    private var loaded: [Key: LoadedVersion] = [:]
-    private var aliases: [String: [String: Int]] = [:]
+    var records: [Key: VersionRecord] = [:]
+    var loaded: [Key: LoadedVersion] = [:]
+    var aliases: [String: [String: Int]] = [:]
     private var inFlight: Set<Key> = []
     /// Paths reported by the watcher as renamed into place, with when.
     private var movedIn: [String: Double] = [:]
+    /// Weighted splits in force, by model: version to percent.
+    var splits: [String: [Int: Int]] = [:]
+    /// Each model's production versions in the order they took over, for `rollback`.
+    var productionHistory: [String: [Int]] = [:]
     private var reportedProblems: Set<String> = []
     private var rescanScheduled = false
     private var settleRecheckScheduled = false
@@ -163,6 +167,10 @@ public final class Lifecycle: @unchecked Sendable {
         for model in Set(records.keys.map(\.model)) {
             aliases[model] = try catalog.aliases(model: model)
         }
+        for (model, spec) in try catalog.routes() {
+            if let split = RouteSpec.parse(spec)?.split { splits[model] = split }
+        }
+        try restoreProductionHistory()
         for (key, record) in records.sorted(by: { $0.key < $1.key }) {
             switch record.state {
             case .verifying, .loading, .discovered:
@@ -456,7 +464,7 @@ public final class Lifecycle: @unchecked Sendable {
                                          "load.seconds": String(format: "%.3f", seconds)])
             switch outcome {
             case .promote:
-                try promoteLocked(key, actor: EventDraft.daemon, reason: hasProduction ? "policy on_new_version=live" : "first version of the model")
+                _ = try promoteLocked(key, actor: EventDraft.daemon, reason: hasProduction ? "policy on_new_version=live" : "first version of the model")
             case .candidate:
                 try setAliasLocked(model: key.model, alias: "candidate", version: key.version, actor: EventDraft.daemon, reason: "policy on_new_version=candidate")
             case .ready:
@@ -471,7 +479,7 @@ public final class Lifecycle: @unchecked Sendable {
     // MARK: Aliases and promotion
 
     /// Makes `key` the production version. The previous production stays loaded (per policy).
-    private func promoteLocked(_ key: Key, actor: String, reason: String) throws(RegistryError) {
+    func promoteLocked(_ key: Key, actor: String, reason: String, action: String = "promote") throws(RegistryError) -> Int64 {
         guard loaded[key] != nil else {
             throw RegistryError(.unavailable, "model '\(key.model)' version \(key.version) is not loaded")
         }
@@ -480,17 +488,19 @@ public final class Lifecycle: @unchecked Sendable {
         if let previous, previous != key.version, records[Key(model: key.model, version: previous)]?.state == .live {
             states.append((previous, .ready, "replaced by version \(key.version)"))
         }
-        try catalog.setAlias(model: key.model, alias: "production", version: key.version, states: states,
-                             event: EventDraft(actor: actor, action: "promote", model: key.model, version: key.version,
-                                               before: previous.map(String.init), after: String(key.version), reason: reason))
+        let eventID = try catalog.setAlias(model: key.model, alias: "production", version: key.version, states: states,
+                                           event: EventDraft(actor: actor, action: action, model: key.model, version: key.version,
+                                                             before: previous.map(String.init), after: String(key.version), reason: reason))
         aliases[key.model, default: [:]]["production"] = key.version
+        ProductionHistory.record(action: action, version: key.version, in: &productionHistory[key.model, default: []])
         for change in states { records[Key(model: key.model, version: change.version)]?.state = change.state }
         log.notice("production switched", ["model.name": key.model, "model.version": key.version, "previous": previous.map(String.init) ?? "none", "actor": actor])
         try retire(model: key.model)
         publish()
+        return eventID
     }
 
-    private func setAliasLocked(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) {
+    func setAliasLocked(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) {
         let previous = aliases[model]?[alias]
         var states: [(version: Int, state: VersionState, reason: String)] = []
         if alias == "candidate" { states.append((version, .candidate, reason)) }
@@ -503,11 +513,11 @@ public final class Lifecycle: @unchecked Sendable {
     }
 
     /// Unloads the versions the retention policy no longer keeps.
-    private func retire(model: String) throws(RegistryError) {
+    func retire(model: String) throws(RegistryError) {
         let loadedVersions = Set(loaded.keys.filter { $0.model == model }.map(\.version))
         let modelAliases = aliases[model] ?? [:]
         let drop = RetentionPolicy.versionsToUnload(
-            loaded: loadedVersions, production: modelAliases["production"], aliased: Set(modelAliases.values),
+            loaded: loadedVersions, production: modelAliases["production"], aliased: Set(modelAliases.values).union(splits[model].map { Set($0.keys) } ?? []),
             keepPrevious: config.policy(for: model).keepPrevious)
         for version in drop.sorted() {
             let key = Key(model: model, version: version)
@@ -518,7 +528,7 @@ public final class Lifecycle: @unchecked Sendable {
         }
     }
 
-    private func transition(_ key: Key, to state: VersionState, reason: String, action: String) throws(RegistryError) {
+    func transition(_ key: Key, to state: VersionState, reason: String, action: String) throws(RegistryError) {
         let before = records[key]?.state
         try catalog.setState(model: key.model, version: key.version, state, reason: reason,
                              event: EventDraft(action: action, model: key.model, version: key.version, before: before?.rawValue, after: state.rawValue, reason: reason))
@@ -559,7 +569,7 @@ public final class Lifecycle: @unchecked Sendable {
 
     // MARK: Publishing
 
-    private func publish() {
+    func publish() {
         var table = RoutingTable()
         for (key, version) in loaded {
             table.models[key.model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].versions[key.version] = version
@@ -568,6 +578,15 @@ public final class Lifecycle: @unchecked Sendable {
             if let production = modelAliases["production"], let version = loaded[Key(model: model, version: production)] {
                 table.models[model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].production = version
             }
+        }
+        for (model, weights) in splits {
+            let arms = TrafficSplit.layout(weights)
+            let versions = arms.compactMap { loaded[Key(model: model, version: $0.version)] }
+            guard versions.count == arms.count else {
+                log.warning("split not applied: a version in it is not loaded; production serves", ["model.name": model])
+                continue
+            }
+            table.models[model]?.arms = zip(arms, versions).map { RoutingTable.Arm(version: $1, upperBucket: $0.upperBucket) }
         }
         router.publish(table)
     }
@@ -601,7 +620,7 @@ public final class Lifecycle: @unchecked Sendable {
             guard records[Key(model: model, version: version)] != nil else {
                 throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
             }
-            try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason)
+            _ = try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason)
         }
     }
 
@@ -612,14 +631,14 @@ public final class Lifecycle: @unchecked Sendable {
                 throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
             }
             if alias == "production" {
-                try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason)
+                _ = try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason)
             } else {
                 try setAliasLocked(model: model, alias: alias, version: version, actor: actor, reason: reason)
             }
         }
     }
 
-    private func onQueue<T>(_ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
+    func onQueue<T>(_ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
         let result: Result<T, RegistryError> = queue.sync {
             do throws(RegistryError) { return .success(try body()) } catch { return .failure(error) }
         }

@@ -34,11 +34,14 @@ public enum RoutingDecision: Sendable, Equatable, CustomStringConvertible {
     case pinned
     /// The model's production alias.
     case production
+    /// An arm of a weighted split, chosen by the request's routing key (sticky) or at random.
+    case split(version: Int, sticky: Bool)
 
     public var description: String {
         switch self {
         case .pinned: "pinned"
         case .production: "production"
+        case .split(let version, let sticky): "split arm \(version) (\(sticky ? "sticky" : "random"))"
         }
     }
 }
@@ -49,6 +52,20 @@ public struct RoutingTable: Sendable {
     public struct ModelRoutes: Sendable {
         public var production: LoadedVersion?
         public var versions: [Int: LoadedVersion]
+        /// A weighted split, when one is in force: it takes the unpinned traffic.
+        public var arms: [Arm]?
+
+        public init(production: LoadedVersion?, versions: [Int: LoadedVersion], arms: [Arm]? = nil) {
+            self.production = production
+            self.versions = versions
+            self.arms = arms
+        }
+    }
+
+    /// One arm of a split: buckets below `upperBucket` (and at or above the previous arm's) go to `version`.
+    public struct Arm: Sendable {
+        public var version: LoadedVersion
+        public var upperBucket: Int
     }
 
     public var models: [String: ModelRoutes]
@@ -74,8 +91,9 @@ public final class Router: Sendable {
 
     public var current: RoutingTable { table.withLock { $0 } }
 
-    /// The version that answers a request for `model`, pinned to `version` if given.
-    public func resolve(model: String, version: Int? = nil) throws(RegistryError) -> (LoadedVersion, RoutingDecision) {
+    /// The version that answers a request for `model`: `version` if given; else the split's arm
+    /// for `routingKey` (random without a key); else production.
+    public func resolve(model: String, version: Int? = nil, routingKey: String? = nil) throws(RegistryError) -> (LoadedVersion, RoutingDecision) {
         let routes = table.withLock { $0.models[model] }
         guard let routes else { throw RegistryError(.notFound, "model '\(model)' not found") }
         if let version {
@@ -83,6 +101,11 @@ public final class Router: Sendable {
                 throw RegistryError(.unavailable, "model '\(model)' version \(version) is not loaded")
             }
             return (loaded, .pinned)
+        }
+        if let arms = routes.arms, !arms.isEmpty {
+            let bucket = routingKey.map(TrafficSplit.bucket(forKey:)) ?? Int.random(in: 0..<TrafficSplit.buckets)
+            let arm = arms.first { bucket < $0.upperBucket } ?? arms[arms.count - 1]
+            return (arm.version, .split(version: arm.version.version, sticky: routingKey != nil))
         }
         guard let production = routes.production else {
             throw RegistryError(.unavailable, "model '\(model)' has no production version serving")

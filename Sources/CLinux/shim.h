@@ -1,0 +1,22 @@
+// Linux system calls that Swift's Glibc module does not export: epoll, eventfd and accept4
+// (declared by glibc only under _GNU_SOURCE or in headers the module leaves out). Header
+// only; nothing to link beyond libc. Imported by the Registry module alone.
+#ifndef REGISTRYD_CLINUX_SHIM_H
+#define REGISTRYD_CLINUX_SHIM_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+// accept4(2): in libc since glibc 2.10; declared here because <sys/socket.h> hides it
+// without _GNU_SOURCE.
+extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+
+static inline int registryd_accept(int fd) {
+    return accept4(fd, (struct sockaddr *)0, (socklen_t *)0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+/// SOCK_CLOEXEC, which Swift does not import from glibc's socket type enumeration.
+static inline int registryd_sock_cloexec(void) { return SOCK_CLOEXEC; }
+
+#endif

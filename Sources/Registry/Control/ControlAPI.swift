@@ -1,0 +1,221 @@
+import Foundation
+import Runtime
+import Wire
+
+/// The control API (`/v1/...`): reads and changes the registry on behalf of an operator.
+/// Every mutating request records its actor (from the socket's peer credentials) and the
+/// `reason` in its body. docs/API.md documents each endpoint with an example.
+///
+/// Stateless and thread-safe: it translates HTTP to ``Lifecycle`` and ``Catalog`` calls, which
+/// own the state.
+public struct ControlAPI: Sendable {
+    let lifecycle: Lifecycle
+    let catalog: Catalog
+    let config: DaemonConfig
+    let startedAt: Double
+
+    public init(lifecycle: Lifecycle, catalog: Catalog, config: DaemonConfig, startedAt: Double) {
+        self.lifecycle = lifecycle
+        self.catalog = catalog
+        self.config = config
+        self.startedAt = startedAt
+    }
+
+    /// Answers one `/v1` request.
+    public func handle(_ request: HTTPRequest, actor: String) -> HTTPResponse {
+        do throws(RegistryError) {
+            return try route(request, actor: actor)
+        } catch {
+            return HTTPResponse.error(error.httpStatus, error.message)
+        }
+    }
+
+    private func route(_ request: HTTPRequest, actor: String) throws(RegistryError) -> HTTPResponse {
+        let segments = Array(request.pathSegments.dropFirst())  // after "v1"
+        let method = request.method
+        switch (method, segments.count, segments.first) {
+        case ("GET", 1, "status"):
+            return ok(daemonInfo())
+        case ("GET", 1, "models"):
+            return ok(try models())
+        case ("POST", 1, "rescan"):
+            lifecycle.rescanNow()
+            let wait = request.queryValue("wait").map { $0 == "true" || $0 == "1" } ?? true
+            let idle = wait ? lifecycle.waitUntilIdle(timeout: 120) : false
+            return ok(["rescanned": true, "idle": idle])
+        case ("POST", 1, "verify"):
+            return ok(try verify(model: request.queryValue("model"), actor: actor))
+        case ("GET", 1, "events"):
+            return ok(try events(request))
+        case ("GET", 2, "events") where segments[1] == "verify":
+            let check = try catalog.verifyChain()
+            return ok(ChainReport(events: check.events, intact: check.isIntact, problems: check.problems))
+        default:
+            break
+        }
+        guard segments.count >= 2, segments[0] == "models" else {
+            return try notFoundOrMethod(request, allowed: [])
+        }
+        let model = segments[1]
+        guard ModelName.isValid(model) else {
+            throw RegistryError(.invalidArgument, "'\(model)' is not a valid model name")
+        }
+        let rest = Array(segments.dropFirst(2))
+        let started = DispatchTime.now().uptimeNanoseconds
+        func result(_ action: String, _ outcome: CommandOutcome) -> HTTPResponse {
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            return ok(ActionResult(model: model, action: action, version: outcome.version, previous: outcome.previous, message: outcome.message,
+                                   loadedFirst: outcome.loadedFirst, forced: outcome.forced, eventID: outcome.eventID, elapsedMilliseconds: elapsed))
+        }
+        switch (method, rest.count, rest.first) {
+        case ("GET", 0, _):
+            guard let info = try models().first(where: { $0.name == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
+            return ok(info)
+        case ("GET", 2, "versions"):
+            guard let version = Int(rest[1]), version > 0 else { throw RegistryError(.invalidArgument, "version '\(rest[1])' is not a positive integer") }
+            return ok(try versionDetail(model: model, version: version))
+        case ("POST", 1, "promote"):
+            let body = try decode(PromoteRequest.self, request, keys: ["version", "force", "reason"])
+            return result("promote", try lifecycle.promote(model: model, version: body.version, force: body.force ?? false, actor: actor, reason: body.reason ?? ""))
+        case ("POST", 1, "rollback"):
+            let body = try decode(RollbackRequest.self, request, keys: ["to", "reason"])
+            return result("rollback", try lifecycle.rollback(model: model, to: body.to, actor: actor, reason: body.reason ?? ""))
+        case ("PUT", 2, "aliases"):
+            let body = try decode(AliasRequest.self, request, keys: ["version", "reason"])
+            return result("alias", try lifecycle.setAlias(model: model, alias: rest[1], version: body.version, actor: actor, reason: body.reason ?? ""))
+        case ("DELETE", 2, "aliases"):
+            let body = try decode(ReasonRequest.self, request, keys: ["reason"])
+            return result("alias", try lifecycle.setAlias(model: model, alias: rest[1], version: nil, actor: actor, reason: body.reason ?? ""))
+        case ("PUT", 1, "split"):
+            let body = try decode(SplitRequest.self, request, keys: ["weights", "reason"])
+            var weights: [Int: Int] = [:]
+            for (key, weight) in body.weights {
+                guard let version = Int(key), version > 0 else { throw RegistryError(.invalidArgument, "split key '\(key)' is not a version number") }
+                weights[version] = weight
+            }
+            return result("split", try lifecycle.setSplit(model: model, weights: weights, actor: actor, reason: body.reason ?? ""))
+        case ("DELETE", 1, "split"):
+            let body = try decode(ReasonRequest.self, request, keys: ["reason"])
+            return result("split", try lifecycle.setSplit(model: model, weights: nil, actor: actor, reason: body.reason ?? ""))
+        case ("GET", 1, "served-at"):
+            guard let text = request.queryValue("at"), let at = ControlAPI.parseTime(text) else {
+                throw RegistryError(.invalidArgument, "query parameter 'at' must be seconds since 1970 or an ISO 8601 time (2026-11-23T14:03:00Z)")
+            }
+            let served = try lifecycle.servedAt(model: model, at: at)
+            return ok(ServedAt(model: model, at: at, time: APICoding.time(at), version: served.version,
+                               split: served.split.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) },
+                               eventID: served.eventID, since: served.since))
+        case (_, _, "rollout"), (_, _, "shadow"):
+            throw RegistryError(.notImplemented, "\(rest[0]) is not available in this build of registryd: gradual rollouts and shadow traffic are not implemented yet, and registryd will not accept a plan it cannot carry out")
+        default:
+            return try notFoundOrMethod(request, allowed: [])
+        }
+    }
+
+    private func notFoundOrMethod(_ request: HTTPRequest, allowed: [String]) throws(RegistryError) -> HTTPResponse {
+        throw RegistryError(.notFound, "no endpoint \(request.method) \(request.path); see docs/API.md")
+    }
+
+    private func ok<T: Encodable>(_ value: T) -> HTTPResponse {
+        HTTPResponse.json(200, APICoding.encode(value))
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ request: HTTPRequest, keys: Set<String>) throws(RegistryError) -> T {
+        if let contentType = request.headers["Content-Type"], !request.body.isEmpty, !contentType.lowercased().hasPrefix("application/json") {
+            throw RegistryError(.invalidArgument, "Content-Type must be application/json, got '\(contentType)'")
+        }
+        do {
+            return try APICoding.decodeStrict(type, from: request.body, keys: keys)
+        } catch {
+            throw RegistryError(.invalidArgument, "invalid request body: \(error.message)")
+        }
+    }
+
+    // MARK: Reads
+
+    private func daemonInfo() -> DaemonInfo {
+        let snapshot = lifecycle.snapshot()
+        return DaemonInfo(name: "registryd", version: Daemon.version, pid: getpid(), uptimeSeconds: Date().timeIntervalSince1970 - startedAt,
+                          modelRoot: config.modelRoot, database: config.database, controlSocket: config.controlSocket, listen: config.listen,
+                          models: snapshot.models.count, loadedVersions: snapshot.models.reduce(0) { $0 + $1.loadedVersions.count })
+    }
+
+    func models() throws(RegistryError) -> [ModelInfo] {
+        let snapshot = lifecycle.snapshot()
+        return snapshot.models.map { status in
+            let split = snapshot.splits[status.name]
+            let production = status.aliases["production"]
+            let versions = status.versions.map { record in
+                let traffic: Double = if let split { Double(split[record.version] ?? 0) / 100 }
+                    else if record.version == production && status.loadedVersions.contains(record.version) { 1 } else { 0 }
+                return VersionInfo(
+                    version: record.version, state: record.state.rawValue, reason: record.reason, sha256: record.sha256, size: record.size,
+                    path: record.path, loaded: status.loadedVersions.contains(record.version),
+                    aliases: status.aliases.filter { $0.value == record.version }.map(\.key).sorted(),
+                    signature: record.signatureStatus, signatureKey: record.signatureKey, firstSeen: record.firstSeen,
+                    updatedAt: record.updatedAt, traffic: traffic)
+            }
+            return ModelInfo(name: status.name, production: production, aliases: status.aliases,
+                             split: split.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) }, versions: versions)
+        }
+    }
+
+    private func versionDetail(model: String, version: Int) throws(RegistryError) -> VersionDetail {
+        guard let info = try models().first(where: { $0.name == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
+        guard let versionInfo = info.versions.first(where: { $0.version == version }) else {
+            throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
+        }
+        let loaded = try? lifecycle.router.resolve(model: model, version: version).0
+        let record = try catalog.version(model: model, version: version)
+        return VersionDetail(model: model, info: versionInfo,
+                             inputs: loaded.map { $0.session.inputs.map(ControlAPI.meta) },
+                             outputs: loaded.map { $0.session.outputs.map(ControlAPI.meta) },
+                             manifest: record?.manifest)
+    }
+
+    static func meta(_ info: TensorInfo) -> TensorMeta {
+        TensorMeta(name: info.name, datatype: DataType(info.elementType).rawValue, shape: info.shape.map(\.value))
+    }
+
+    private func events(_ request: HTTPRequest) throws(RegistryError) -> [EventInfo] {
+        var since: Double?
+        var until: Double?
+        if let text = request.queryValue("since") {
+            guard let value = ControlAPI.parseTime(text) else { throw RegistryError(.invalidArgument, "'since' must be seconds since 1970 or an ISO 8601 time") }
+            since = value
+        }
+        if let text = request.queryValue("until") {
+            guard let value = ControlAPI.parseTime(text) else { throw RegistryError(.invalidArgument, "'until' must be seconds since 1970 or an ISO 8601 time") }
+            until = value
+        }
+        var limit = 1000
+        if let text = request.queryValue("limit") {
+            guard let value = Int(text), value > 0, value <= 100_000 else { throw RegistryError(.invalidArgument, "'limit' must be an integer in 1...100000") }
+            limit = value
+        }
+        let actions = request.queryValue("action").map { $0.split(separator: ",").map(String.init) } ?? []
+        // The newest `limit` events, oldest first.
+        let all = try catalog.events(model: request.queryValue("model"), actions: actions, since: since, until: until, limit: Int.max)
+        return all.suffix(limit).map { event in
+            EventInfo(id: event.id, at: event.at, time: APICoding.time(event.at), actor: event.draft.actor, action: event.draft.action,
+                      model: event.draft.model, version: event.draft.version, before: event.draft.before, after: event.draft.after,
+                      reason: event.draft.reason, hash: event.hash)
+        }
+    }
+
+    private func verify(model: String?, actor: String) throws(RegistryError) -> VerifyReport {
+        let results = try lifecycle.verifyArtifacts(model: model, actor: actor)
+        let items = results.map { VerifyReport.Item(model: $0.model, version: $0.version, ok: $0.problem == nil, sha256: $0.sha256, problem: $0.problem) }
+        return VerifyReport(checked: items.count, failed: items.filter { !$0.ok }.count, items: items)
+    }
+
+    /// Seconds since 1970, or ISO 8601 (`2026-11-23T14:03:00Z`, fractional seconds allowed).
+    public static func parseTime(_ text: String) -> Double? {
+        if let seconds = Double(text), seconds.isFinite { return seconds }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)?.timeIntervalSince1970
+    }
+}

@@ -1,0 +1,422 @@
+import CLinux
+import Foundation
+import Glibc
+import Wire
+
+/// An HTTP/1.1 server on POSIX sockets: Unix-socket and TCP listeners, keep-alive, bounded
+/// request parsing (``HTTPRequestParser``), timeouts and a connection cap.
+///
+/// Threading: a fixed pool of worker threads shares one epoll instance. Every connection is
+/// registered with `EPOLLONESHOT`, so at any moment it is either waiting in epoll (no thread
+/// touches it) or owned by exactly one worker, which reads, parses, calls the handler, writes
+/// the response and re-arms it. The handler runs on the worker (a prediction blocks in ONNX
+/// Runtime's `Run`; these are threads we own, never Swift's cooperative pool), so a request
+/// costs no thread hop. A reaper thread enforces the timeouts by shutting down the read side of
+/// late connections; the worker that picks up the resulting event answers 408 and closes.
+///
+/// Bookkeeping shared between threads (`connections`, each connection's timing fields,
+/// `inFlight`) is guarded by `lock`, which is why the class is `@unchecked Sendable`.
+public final class HTTPServer: @unchecked Sendable {
+    public struct Configuration: Sendable, Equatable {
+        /// Worker threads (each runs handlers, so this bounds concurrent predictions).
+        public var threads: Int
+        /// Open connections beyond this are answered 503 and closed.
+        public var maxConnections: Int
+        /// From the first byte of a request to its last: slower senders are dropped with 408.
+        public var requestTimeout: Double
+        /// A keep-alive connection with no request for this long is closed.
+        public var idleTimeout: Double
+        /// A client that does not read its response for this long is dropped.
+        public var writeTimeout: Double
+        public var limits: HTTPRequestParser.Limits
+
+        public init(threads: Int = 8, maxConnections: Int = 4096, requestTimeout: Double = 30, idleTimeout: Double = 300,
+                    writeTimeout: Double = 30, limits: HTTPRequestParser.Limits = .init()) {
+            self.threads = threads
+            self.maxConnections = maxConnections
+            self.requestTimeout = requestTimeout
+            self.idleTimeout = idleTimeout
+            self.writeTimeout = writeTimeout
+            self.limits = limits
+        }
+    }
+
+    /// Which listener a connection came through: the control socket, or the TCP serving port.
+    public enum ListenerKind: String, Sendable {
+        case control, serving
+    }
+
+    /// Who is on the other end of a connection.
+    public struct Peer: Sendable, CustomStringConvertible {
+        public var listener: ListenerKind
+        /// From `SO_PEERCRED`, on the Unix socket.
+        public var pid: Int32?
+        public var uid: UInt32?
+        public var gid: UInt32?
+        /// `ip:port` for TCP, `unix` otherwise.
+        public var address: String
+
+        /// The actor recorded in events: `uid=1000(alice) gid=1000 pid=4242`.
+        public var description: String {
+            guard let uid, let gid, let pid else { return "tcp \(address)" }
+            return "uid=\(uid)\(HTTPServer.userName(uid).map { "(\($0))" } ?? "") gid=\(gid) pid=\(pid)"
+        }
+    }
+
+    public typealias Handler = @Sendable (HTTPRequest, Peer) -> HTTPResponse
+
+    private final class Connection {
+        let fd: Int32
+        let peer: Peer
+        var parser: HTTPRequestParser
+        // Guarded by the server's lock.
+        var lastActivity: Double
+        var requestStarted: Double?
+        var armed = false
+        var timedOut = false
+
+        init(fd: Int32, peer: Peer, limits: HTTPRequestParser.Limits, now: Double) {
+            self.fd = fd
+            self.peer = peer
+            self.parser = HTTPRequestParser(limits: limits)
+            self.lastActivity = now
+        }
+    }
+
+    private struct Listener {
+        let fd: Int32
+        let kind: ListenerKind
+        let unixPath: String?
+    }
+
+    // epoll event bits (fixed by the Linux ABI).
+    private static let eventIn: UInt32 = 0x001
+    private static let eventRDHUP: UInt32 = 0x2000
+    private static let eventOneShot: UInt32 = 1 << 30
+
+    public let configuration: Configuration
+    private let handler: Handler
+    private let log: Log
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private let lock = NSLock()
+    private var listeners: [Int32: Listener] = [:]
+    private var connections: [Int32: Connection] = [:]
+    private var inFlight = 0
+    private var stopping = false
+    private var threads: [Thread] = []
+    private let finished = DispatchGroup()
+    /// The TCP port actually bound (tests listen on port 0).
+    public private(set) var tcpPort: Int?
+
+    public init(configuration: Configuration, log: Log, handler: @escaping Handler) throws(RegistryError) {
+        self.configuration = configuration
+        self.handler = handler
+        self.log = log
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { throw RegistryError(.system, "epoll_create1: \(Socket.errorText())") }
+        wakeFD = eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK))
+        guard wakeFD >= 0 else {
+            close(epollFD)
+            throw RegistryError(.system, "eventfd: \(Socket.errorText())")
+        }
+        // Level-triggered and not one-shot: once written, it wakes every worker to exit.
+        var event = epoll_event()
+        event.events = HTTPServer.eventIn
+        event.data.u64 = UInt64(UInt32(bitPattern: wakeFD))
+        epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event)
+    }
+
+    deinit {
+        precondition(threads.isEmpty || stopping, "HTTPServer released while running: call stop()")
+        close(wakeFD)
+        close(epollFD)
+    }
+
+    /// Listens on the control socket at `path`.
+    public func listenUnix(path: String, mode: UInt32, group: String?) throws(RegistryError) {
+        let fd = try Socket.listenUnix(path: path, mode: mode, group: group)
+        add(Listener(fd: fd, kind: .control, unixPath: path))
+    }
+
+    /// Listens on `address` (`host:port`) for serving traffic.
+    public func listenTCP(_ address: String) throws(RegistryError) {
+        let fd = try Socket.listenTCP(address)
+        tcpPort = Socket.localPort(fd)
+        add(Listener(fd: fd, kind: .serving, unixPath: nil))
+    }
+
+    private func add(_ listener: Listener) {
+        lock.withLock { listeners[listener.fd] = listener }
+        arm(listener.fd)
+    }
+
+    /// Starts the worker and reaper threads.
+    public func start() {
+        for index in 0..<max(1, configuration.threads) {
+            finished.enter()
+            let thread = Thread { [self] in
+                workerLoop()
+                finished.leave()
+            }
+            thread.name = "registryd-http-\(index)"
+            thread.stackSize = 1 << 20
+            threads.append(thread)
+            thread.start()
+        }
+        finished.enter()
+        let reaper = Thread { [self] in
+            reaperLoop()
+            finished.leave()
+        }
+        reaper.name = "registryd-http-reaper"
+        threads.append(reaper)
+        reaper.start()
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to `deadline` seconds), then stops
+    /// the threads and closes every connection.
+    public func stop(deadline: Double = 10) {
+        let closing: [Listener] = lock.withLock {
+            stopping = true
+            defer { listeners.removeAll() }
+            return Array(listeners.values)
+        }
+        for listener in closing {
+            epoll_ctl(epollFD, EPOLL_CTL_DEL, listener.fd, nil)
+            close(listener.fd)
+            if let path = listener.unixPath { unlink(path) }
+        }
+        let limit = Date().addingTimeInterval(deadline)
+        while lock.withLock({ inFlight }) > 0 && Date() < limit {
+            usleep(2_000)
+        }
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+        _ = finished.wait(timeout: .now() + max(1, limit.timeIntervalSinceNow))
+        lock.withLock {
+            for connection in connections.values { close(connection.fd) }
+            connections.removeAll()
+        }
+    }
+
+    /// Open connections and requests being handled (for metrics and tests).
+    public var counts: (connections: Int, inFlight: Int) {
+        lock.withLock { (connections.count, inFlight) }
+    }
+
+    // MARK: Workers
+
+    private func arm(_ fd: Int32) {
+        var event = epoll_event()
+        event.events = HTTPServer.eventIn | HTTPServer.eventRDHUP | HTTPServer.eventOneShot
+        event.data.u64 = UInt64(UInt32(bitPattern: fd))
+        if epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event) != 0 {
+            epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+        }
+    }
+
+    private func workerLoop() {
+        let capacity = 64 << 10
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        var event = epoll_event()
+        while true {
+            let count = epoll_wait(epollFD, &event, 1, -1)
+            if count < 0 {
+                if errno == EINTR { continue }
+                log.error("epoll_wait failed; worker stops", ["error": Socket.errorText()])
+                return
+            }
+            if count == 0 { continue }
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: event.data.u64))
+            if fd == wakeFD { return }
+            enum Owner { case listener(Listener), connection(Connection), none }
+            let owner: Owner = lock.withLock {
+                if let listener = listeners[fd] { return .listener(listener) }
+                if let connection = connections[fd] {
+                    connection.armed = false
+                    return .connection(connection)
+                }
+                return .none
+            }
+            switch owner {
+            case .listener(let listener): acceptAll(listener)
+            case .connection(let connection): serve(connection, buffer: buffer)
+            case .none: break
+            }
+        }
+    }
+
+    private func acceptAll(_ listener: Listener) {
+        defer { if lock.withLock({ !stopping }) { arm(listener.fd) } }
+        while true {
+            let fd = registryd_accept(listener.fd)
+            if fd < 0 {
+                switch errno {
+                case EINTR, ECONNABORTED: continue
+                case EAGAIN: return
+                case EMFILE, ENFILE:
+                    log.warning("out of file descriptors; accepting paused briefly", ["listener": listener.kind.rawValue])
+                    usleep(20_000)
+                    return
+                default:
+                    return
+                }
+            }
+            var peer = Peer(listener: listener.kind, address: "unix")
+            if listener.kind == .control, listener.unixPath != nil, let credentials = Socket.peerCredentials(fd) {
+                peer.pid = credentials.pid
+                peer.uid = credentials.uid
+                peer.gid = credentials.gid
+            } else {
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                peer.address = Socket.peerAddress(fd)
+            }
+            let now = Date().timeIntervalSince1970
+            let admitted: Bool = lock.withLock {
+                guard connections.count < configuration.maxConnections, !stopping else { return false }
+                let connection = Connection(fd: fd, peer: peer, limits: configuration.limits, now: now)
+                connection.armed = true
+                connections[fd] = connection
+                return true
+            }
+            if !admitted {
+                let refusal = HTTPResponse.error(503, "too many open connections (limit \(configuration.maxConnections)); retry later")
+                _ = refusal.serialized(keepAlive: false).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                close(fd)
+                continue
+            }
+            arm(fd)
+        }
+    }
+
+    private func serve(_ connection: Connection, buffer: UnsafeMutableRawBufferPointer) {
+        var eof = false
+        while true {
+            let n = Socket.retrying { read(connection.fd, buffer.baseAddress, buffer.count) }
+            if n > 0 {
+                connection.parser.append(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                if n < buffer.count { break }
+                continue
+            }
+            if n < 0 && errno == EAGAIN { break }
+            eof = true
+            break
+        }
+        while true {
+            switch connection.parser.next() {
+            case .needMore:
+                let timedOut = lock.withLock { connection.timedOut }
+                if timedOut {
+                    if connection.parser.isMidRequest {
+                        _ = write(connection.fd, HTTPResponse.error(408, "request not received within \(Int(configuration.requestTimeout)) s").serialized(keepAlive: false))
+                    }
+                    closeConnection(connection)
+                    return
+                }
+                if eof {
+                    closeConnection(connection)
+                    return
+                }
+                let now = Date().timeIntervalSince1970
+                lock.withLock {
+                    connection.lastActivity = now
+                    if connection.parser.isMidRequest {
+                        if connection.requestStarted == nil { connection.requestStarted = now }
+                    } else {
+                        connection.requestStarted = nil
+                    }
+                    connection.armed = true
+                }
+                arm(connection.fd)
+                return
+            case .continueExpected:
+                guard write(connection.fd, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) else {
+                    closeConnection(connection)
+                    return
+                }
+            case .request(let request):
+                lock.withLock { inFlight += 1 }
+                let response = handler(request, connection.peer)
+                let keepAlive = request.keepAlive && !eof && !lock.withLock({ stopping })
+                let written = write(connection.fd, response.serialized(keepAlive: keepAlive, headOnly: request.method == "HEAD"))
+                lock.withLock {
+                    inFlight -= 1
+                    connection.requestStarted = nil
+                }
+                if !written || !keepAlive {
+                    closeConnection(connection)
+                    return
+                }
+            case .failure(let failure):
+                _ = write(connection.fd, HTTPResponse.error(failure.status, failure.message).serialized(keepAlive: false))
+                closeConnection(connection)
+                return
+            }
+        }
+    }
+
+    /// Writes all of `bytes`, waiting for the peer to read for at most the write timeout.
+    private func write(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if n > 0 {
+                    offset += n
+                    continue
+                }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && errno == EAGAIN {
+                    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    let ready = poll(&poller, 1, Int32(configuration.writeTimeout * 1000))
+                    if ready > 0 || (ready < 0 && errno == EINTR) { continue }
+                }
+                return false
+            }
+            return true
+        }
+    }
+
+    private func closeConnection(_ connection: Connection) {
+        lock.withLock {
+            connections[connection.fd] = nil
+            // Closing removes it from the epoll set; no other thread owns it now.
+            close(connection.fd)
+        }
+    }
+
+    // MARK: Timeouts
+
+    private func reaperLoop() {
+        while !lock.withLock({ stopping }) {
+            usleep(250_000)
+            let now = Date().timeIntervalSince1970
+            lock.withLock {
+                for connection in connections.values where connection.armed && !connection.timedOut {
+                    let late: Bool
+                    if let started = connection.requestStarted {
+                        late = now - started > configuration.requestTimeout
+                    } else {
+                        late = now - connection.lastActivity > configuration.idleTimeout
+                    }
+                    if late {
+                        connection.timedOut = true
+                        // Wakes the connection with end-of-file; its worker answers and closes.
+                        shutdown(connection.fd, Int32(SHUT_RD))
+                    }
+                }
+            }
+        }
+    }
+
+    static func userName(_ uid: UInt32) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var storage = [CChar](repeating: 0, count: 1024)
+        guard getpwuid_r(uid, &entry, &storage, storage.count, &result) == 0, result != nil, let name = entry.pw_name else { return nil }
+        return String(cString: name)
+    }
+}

@@ -1,0 +1,353 @@
+import Glibc
+import Wire
+
+/// A bounded JSON scanner over bytes, for the inference hot path: it reads values without
+/// building a generic tree, so tensor data goes from the request body straight into a tensor's
+/// buffer. Strict RFC 8259 grammar; nesting depth limited; every error names its byte offset.
+///
+/// A value type over borrowed bytes: use it within the `withUnsafeBytes` of the body.
+struct JSONScanner {
+    struct Failure: Error, Equatable {
+        var message: String
+    }
+
+    let bytes: UnsafeRawBufferPointer
+    var position: Int
+    let end: Int
+    static let maximumDepth = 64
+
+    init(_ bytes: UnsafeRawBufferPointer, from start: Int = 0, to end: Int? = nil) {
+        self.bytes = bytes
+        self.position = start
+        self.end = end ?? bytes.count
+    }
+
+    func failure(_ message: String) -> Failure {
+        Failure(message: "\(message) at byte \(position)")
+    }
+
+    var atEnd: Bool { position >= end }
+
+    @inline(__always)
+    mutating func skipWhitespace() {
+        while position < end {
+            let b = bytes[position]
+            if b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { position += 1 } else { return }
+        }
+    }
+
+    @inline(__always)
+    mutating func peek() -> UInt8? {
+        skipWhitespace()
+        return position < end ? bytes[position] : nil
+    }
+
+    mutating func expect(_ byte: UInt8, _ what: String) throws(Failure) {
+        guard peek() == byte else { throw failure("expected \(what)") }
+        position += 1
+    }
+
+    /// Consumes `byte` if it comes next.
+    mutating func consume(_ byte: UInt8) -> Bool {
+        if peek() == byte {
+            position += 1
+            return true
+        }
+        return false
+    }
+
+    /// Iterates an object's members: `body` is called with each key, positioned at its value,
+    /// and must consume the value.
+    mutating func object(_ body: (inout JSONScanner, String) throws(Failure) -> Void) throws(Failure) {
+        try expect(UInt8(ascii: "{"), "'{'")
+        if consume(UInt8(ascii: "}")) { return }
+        while true {
+            guard peek() == UInt8(ascii: "\"") else { throw failure("expected a string key") }
+            let key = try string()
+            try expect(UInt8(ascii: ":"), "':'")
+            try body(&self, key)
+            if consume(UInt8(ascii: ",")) { continue }
+            try expect(UInt8(ascii: "}"), "',' or '}'")
+            return
+        }
+    }
+
+    /// Iterates an array's elements: `body` must consume each.
+    mutating func array(_ body: (inout JSONScanner) throws(Failure) -> Void) throws(Failure) {
+        try expect(UInt8(ascii: "["), "'['")
+        if consume(UInt8(ascii: "]")) { return }
+        while true {
+            try body(&self)
+            if consume(UInt8(ascii: ",")) { continue }
+            try expect(UInt8(ascii: "]"), "',' or ']'")
+            return
+        }
+    }
+
+    /// A string's bytes (escapes decoded, UTF-8), without validating the UTF-8 (tensor BYTES may
+    /// hold any bytes).
+    mutating func stringBytes() throws(Failure) -> [UInt8] {
+        try expect(UInt8(ascii: "\""), "a string")
+        var out: [UInt8] = []
+        var runStart = position
+        while position < end {
+            let b = bytes[position]
+            if b == UInt8(ascii: "\"") {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+                position += 1
+                return out
+            }
+            if b < 0x20 { throw failure("control character in a string") }
+            if b == UInt8(ascii: "\\") {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+                position += 1
+                guard position < end else { break }
+                let e = bytes[position]
+                position += 1
+                switch e {
+                case UInt8(ascii: "\""): out.append(0x22)
+                case UInt8(ascii: "\\"): out.append(0x5C)
+                case UInt8(ascii: "/"): out.append(0x2F)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800...0xDBFF).contains(scalar) {
+                        guard position + 1 < end, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
+                            throw failure("unpaired surrogate in a string")
+                        }
+                        position += 2
+                        let low = try hex4()
+                        guard (0xDC00...0xDFFF).contains(low) else { throw failure("unpaired surrogate in a string") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00...0xDFFF).contains(scalar) {
+                        throw failure("unpaired surrogate in a string")
+                    }
+                    out.append(contentsOf: Array(String(Character(Unicode.Scalar(scalar)!)).utf8))
+                default:
+                    throw failure("invalid escape in a string")
+                }
+                runStart = position
+                continue
+            }
+            position += 1
+        }
+        throw failure("unterminated string")
+    }
+
+    private mutating func hex4() throws(Failure) -> UInt32 {
+        guard position + 4 <= end else { throw failure("truncated \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            guard let digit = hexValue(bytes[position]) else { throw failure("invalid \\u escape") }
+            value = value << 4 | UInt32(digit)
+            position += 1
+        }
+        return value
+    }
+
+    /// A string that must be valid UTF-8.
+    mutating func string() throws(Failure) -> String {
+        let raw = try stringBytes()
+        guard let text = String(validating: raw, as: UTF8.self) else { throw failure("string is not valid UTF-8") }
+        return text
+    }
+
+    /// The bytes of a number token, validated against JSON's grammar.
+    mutating func numberToken() throws(Failure) -> (start: Int, end: Int, isInteger: Bool) {
+        skipWhitespace()
+        let start = position
+        var integer = true
+        if position < end && bytes[position] == UInt8(ascii: "-") { position += 1 }
+        guard position < end, isDigit(bytes[position]) else { throw failure("expected a number") }
+        if bytes[position] == UInt8(ascii: "0") {
+            position += 1
+        } else {
+            while position < end && isDigit(bytes[position]) { position += 1 }
+        }
+        if position < end && bytes[position] == UInt8(ascii: ".") {
+            integer = false
+            position += 1
+            guard position < end, isDigit(bytes[position]) else { throw failure("expected digits after '.'") }
+            while position < end && isDigit(bytes[position]) { position += 1 }
+        }
+        if position < end && (bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E")) {
+            integer = false
+            position += 1
+            if position < end && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) { position += 1 }
+            guard position < end, isDigit(bytes[position]) else { throw failure("expected digits in an exponent") }
+            while position < end && isDigit(bytes[position]) { position += 1 }
+        }
+        guard position - start <= 400 else { throw failure("number too long") }
+        return (start, position, integer)
+    }
+
+    @inline(__always)
+    private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+
+    /// A number as a Double (correctly rounded, by strtod on the validated token).
+    mutating func double() throws(Failure) -> Double {
+        let token = try numberToken()
+        return withToken(token) { strtod($0, nil) }
+    }
+
+    /// A number as a Float, rounded once (strtof), not through Double.
+    mutating func float() throws(Failure) -> Float {
+        let token = try numberToken()
+        return withToken(token) { strtof($0, nil) }
+    }
+
+    /// An integer within `Int64`; fractions and exponents are refused.
+    mutating func int64() throws(Failure) -> Int64 {
+        let token = try numberToken()
+        guard token.isInteger else { throw failure("expected an integer") }
+        var i = token.start
+        let negative = bytes[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        var magnitude: UInt64 = 0
+        while i < token.end {
+            let (m, o1) = magnitude.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.addingReportingOverflow(UInt64(bytes[i] - 0x30))
+            guard !o1 && !o2 else { throw failure("integer out of range") }
+            magnitude = s
+            i += 1
+        }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { throw failure("integer out of range") }
+            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+        }
+        guard magnitude <= UInt64(Int64.max) else { throw failure("integer out of range") }
+        return Int64(magnitude)
+    }
+
+    /// A non-negative integer within `UInt64`.
+    mutating func uint64() throws(Failure) -> UInt64 {
+        let token = try numberToken()
+        guard token.isInteger, bytes[token.start] != UInt8(ascii: "-") else { throw failure("expected a non-negative integer") }
+        var magnitude: UInt64 = 0
+        for i in token.start..<token.end {
+            let (m, o1) = magnitude.multipliedReportingOverflow(by: 10)
+            let (s, o2) = m.addingReportingOverflow(UInt64(bytes[i] - 0x30))
+            guard !o1 && !o2 else { throw failure("integer out of range") }
+            magnitude = s
+        }
+        return magnitude
+    }
+
+    mutating func bool() throws(Failure) -> Bool {
+        skipWhitespace()
+        if matches("true") { return true }
+        if matches("false") { return false }
+        throw failure("expected true or false")
+    }
+
+    private mutating func matches(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard position + count <= end else { return false }
+        for i in 0..<count where bytes[position + i] != literal.utf8Start[i] { return false }
+        position += count
+        return true
+    }
+
+    private func withToken<T>(_ token: (start: Int, end: Int, isInteger: Bool), _ body: (UnsafePointer<CChar>) -> T) -> T {
+        let length = token.end - token.start
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 1) { buffer in
+            for i in 0..<length { buffer[i] = CChar(bitPattern: bytes[token.start + i]) }
+            buffer[length] = 0
+            return body(buffer.baseAddress!)
+        }
+    }
+
+    /// Skips any value, with a depth limit; returns its byte range.
+    @discardableResult
+    mutating func skipValue(depth: Int = 0) throws(Failure) -> Range<Int> {
+        guard depth < JSONScanner.maximumDepth else { throw failure("nesting deeper than \(JSONScanner.maximumDepth)") }
+        guard let next = peek() else { throw failure("expected a value") }
+        let start = position
+        switch next {
+        case UInt8(ascii: "{"):
+            try object { (scanner: inout JSONScanner, _: String) throws(Failure) in try scanner.skipValue(depth: depth + 1) }
+        case UInt8(ascii: "["):
+            try array { (scanner: inout JSONScanner) throws(Failure) in try scanner.skipValue(depth: depth + 1) }
+        case UInt8(ascii: "\""):
+            _ = try stringBytes()
+        case UInt8(ascii: "t"), UInt8(ascii: "f"):
+            _ = try bool()
+        case UInt8(ascii: "n"):
+            guard matches("null") else { throw failure("expected a value") }
+        default:
+            _ = try numberToken()
+        }
+        return start..<position
+    }
+
+    /// A small JSON value, for `parameters`.
+    mutating func value(depth: Int = 0) throws(Failure) -> JSONValue {
+        guard depth < JSONScanner.maximumDepth else { throw failure("nesting deeper than \(JSONScanner.maximumDepth)") }
+        guard let next = peek() else { throw failure("expected a value") }
+        switch next {
+        case UInt8(ascii: "{"):
+            var members: [(String, JSONValue)] = []
+            try object { (scanner: inout JSONScanner, key: String) throws(Failure) in members.append((key, try scanner.value(depth: depth + 1))) }
+            return .object(members)
+        case UInt8(ascii: "["):
+            var elements: [JSONValue] = []
+            try array { (scanner: inout JSONScanner) throws(Failure) in elements.append(try scanner.value(depth: depth + 1)) }
+            return .array(elements)
+        case UInt8(ascii: "\""):
+            return .string(try string())
+        case UInt8(ascii: "t"), UInt8(ascii: "f"):
+            return .bool(try bool())
+        case UInt8(ascii: "n"):
+            guard matches("null") else { throw failure("expected a value") }
+            return .null
+        default:
+            let token = try numberToken()
+            return .number(withToken(token) { strtod($0, nil) }, integer: token.isInteger)
+        }
+    }
+}
+
+/// A parsed JSON value (used for small things such as `parameters`, never for tensor data).
+enum JSONValue: Equatable {
+    case null
+    case bool(Bool)
+    case number(Double, integer: Bool)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    static func == (a: JSONValue, b: JSONValue) -> Bool {
+        a.text == b.text
+    }
+
+    subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members.first { $0.0 == key }?.1 }
+        return nil
+    }
+
+    /// Compact JSON text.
+    var text: String {
+        switch self {
+        case .null: "null"
+        case .bool(let b): b ? "true" : "false"
+        case .number(let d, let integer): integer && abs(d) < 9e15 ? String(Int64(d)) : (d.isFinite ? "\(d)" : "null")
+        case .string(let s): JSONText.quoted(s)
+        case .array(let elements): "[" + elements.map(\.text).joined(separator: ",") + "]"
+        case .object(let members): "{" + members.map { JSONText.quoted($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
+        }
+    }
+}
+
+@inline(__always)
+func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case 0x30...0x39: byte - 0x30
+    case 0x61...0x66: byte - 0x61 + 10
+    case 0x41...0x46: byte - 0x41 + 10
+    default: nil
+    }
+}

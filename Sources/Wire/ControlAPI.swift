@@ -1,0 +1,412 @@
+import Foundation
+
+// The control API's JSON bodies (`/v1/...`), shared by registryd and registryctl so that both
+// sides agree by construction. docs/API.md shows an example of each. Keys are snake_case.
+
+/// One version of a model, as the control API reports it.
+public struct VersionInfo: Codable, Sendable, Equatable {
+    public var version: Int
+    public var state: String
+    public var reason: String
+    public var sha256: String?
+    public var size: Int64?
+    public var path: String
+    /// Whether a session is loaded for it (it can answer now).
+    public var loaded: Bool
+    /// The aliases that point at it.
+    public var aliases: [String]
+    /// `unsigned`, `verified` or `invalid`.
+    public var signature: String
+    public var signatureKey: String?
+    public var firstSeen: Double
+    public var updatedAt: Double
+    /// Its share of the model's unpinned traffic, 0...1.
+    public var traffic: Double
+
+    enum CodingKeys: String, CodingKey {
+        case version, state, reason, sha256, size, path, loaded, aliases, signature, traffic
+        case signatureKey = "signature_key", firstSeen = "first_seen", updatedAt = "updated_at"
+    }
+
+    public init(version: Int, state: String, reason: String, sha256: String?, size: Int64?, path: String, loaded: Bool, aliases: [String],
+                signature: String, signatureKey: String?, firstSeen: Double, updatedAt: Double, traffic: Double) {
+        self.version = version
+        self.state = state
+        self.reason = reason
+        self.sha256 = sha256
+        self.size = size
+        self.path = path
+        self.loaded = loaded
+        self.aliases = aliases
+        self.signature = signature
+        self.signatureKey = signatureKey
+        self.firstSeen = firstSeen
+        self.updatedAt = updatedAt
+        self.traffic = traffic
+    }
+}
+
+/// A model with its versions, aliases and traffic.
+public struct ModelInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var production: Int?
+    public var aliases: [String: Int]
+    /// The weighted split in force (version to weight), if any.
+    public var split: [String: Int]?
+    public var versions: [VersionInfo]
+
+    public init(name: String, production: Int?, aliases: [String: Int], split: [String: Int]?, versions: [VersionInfo]) {
+        self.name = name
+        self.production = production
+        self.aliases = aliases
+        self.split = split
+        self.versions = versions
+    }
+}
+
+/// A tensor of a version's signature.
+public struct TensorMeta: Codable, Sendable, Equatable {
+    public var name: String
+    /// The KServe v2 datatype (`FP32`, `INT64`, `BYTES`...).
+    public var datatype: String
+    /// Dimensions, -1 where variable.
+    public var shape: [Int]
+
+    public init(name: String, datatype: String, shape: [Int]) {
+        self.name = name
+        self.datatype = datatype
+        self.shape = shape
+    }
+}
+
+/// One version in detail: what ``VersionInfo`` says, plus its signature and manifest.
+public struct VersionDetail: Codable, Sendable, Equatable {
+    public var model: String
+    public var info: VersionInfo
+    /// Present when the version is loaded.
+    public var inputs: [TensorMeta]?
+    public var outputs: [TensorMeta]?
+    /// The manifest as recorded, verbatim JSON text.
+    public var manifest: String?
+
+    public init(model: String, info: VersionInfo, inputs: [TensorMeta]?, outputs: [TensorMeta]?, manifest: String?) {
+        self.model = model
+        self.info = info
+        self.inputs = inputs
+        self.outputs = outputs
+        self.manifest = manifest
+    }
+}
+
+/// `POST /v1/models/{m}/promote`.
+public struct PromoteRequest: Codable, Sendable, Equatable {
+    public var version: Int
+    /// Promote even if the signature differs from production's (recorded in the event).
+    public var force: Bool?
+    public var reason: String?
+
+    public init(version: Int, force: Bool? = nil, reason: String? = nil) {
+        self.version = version
+        self.force = force
+        self.reason = reason
+    }
+}
+
+/// `POST /v1/models/{m}/rollback`.
+public struct RollbackRequest: Codable, Sendable, Equatable {
+    /// The version to go back to; the previous production when absent.
+    public var to: Int?
+    public var reason: String?
+
+    public init(to: Int? = nil, reason: String? = nil) {
+        self.to = to
+        self.reason = reason
+    }
+}
+
+/// `PUT /v1/models/{m}/aliases/{alias}`.
+public struct AliasRequest: Codable, Sendable, Equatable {
+    public var version: Int
+    public var reason: String?
+
+    public init(version: Int, reason: String? = nil) {
+        self.version = version
+        self.reason = reason
+    }
+}
+
+/// A body that only carries a reason (`DELETE` of an alias or a split, `POST /v1/rescan`).
+public struct ReasonRequest: Codable, Sendable, Equatable {
+    public var reason: String?
+
+    public init(reason: String? = nil) {
+        self.reason = reason
+    }
+}
+
+/// `PUT /v1/models/{m}/split`: weights by version number, summing to 100.
+public struct SplitRequest: Codable, Sendable, Equatable {
+    public var weights: [String: Int]
+    public var reason: String?
+
+    public init(weights: [String: Int], reason: String? = nil) {
+        self.weights = weights
+        self.reason = reason
+    }
+}
+
+/// What a mutating control command did.
+public struct ActionResult: Codable, Sendable, Equatable {
+    public var model: String
+    public var action: String
+    public var version: Int?
+    public var previous: Int?
+    /// One sentence for the operator.
+    public var message: String
+    /// The target was not loaded and was loaded first (rollback to an unloaded version).
+    public var loadedFirst: Bool
+    /// The command overrode a safety check (`--force`), which the event records.
+    public var forced: Bool
+    /// The event row that records it.
+    public var eventID: Int64?
+    /// From receiving the command to the new routing table being published.
+    public var elapsedMilliseconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case model, action, version, previous, message, forced
+        case loadedFirst = "loaded_first", eventID = "event_id", elapsedMilliseconds = "elapsed_ms"
+    }
+
+    public init(model: String, action: String, version: Int?, previous: Int?, message: String, loadedFirst: Bool = false,
+                forced: Bool = false, eventID: Int64? = nil, elapsedMilliseconds: Double = 0) {
+        self.model = model
+        self.action = action
+        self.version = version
+        self.previous = previous
+        self.message = message
+        self.loadedFirst = loadedFirst
+        self.forced = forced
+        self.eventID = eventID
+        self.elapsedMilliseconds = elapsedMilliseconds
+    }
+}
+
+/// One row of the audit trail.
+public struct EventInfo: Codable, Sendable, Equatable {
+    public var id: Int64
+    /// Seconds since 1970 (UTC).
+    public var at: Double
+    /// `at` as ISO 8601 UTC with milliseconds.
+    public var time: String
+    /// `registryd` for automatic transitions, else the peer (`uid=1000(alice) gid=1000 pid=4242`).
+    public var actor: String
+    public var action: String
+    public var model: String?
+    public var version: Int?
+    public var before: String?
+    public var after: String?
+    public var reason: String
+    public var hash: String
+
+    public init(id: Int64, at: Double, time: String, actor: String, action: String, model: String?, version: Int?,
+                before: String?, after: String?, reason: String, hash: String) {
+        self.id = id
+        self.at = at
+        self.time = time
+        self.actor = actor
+        self.action = action
+        self.model = model
+        self.version = version
+        self.before = before
+        self.after = after
+        self.reason = reason
+        self.hash = hash
+    }
+}
+
+/// `GET /v1/events/verify`: the hash chain walked end to end.
+public struct ChainReport: Codable, Sendable, Equatable {
+    public var events: Int
+    public var intact: Bool
+    public var problems: [String]
+
+    public init(events: Int, intact: Bool, problems: [String]) {
+        self.events = events
+        self.intact = intact
+        self.problems = problems
+    }
+}
+
+/// `GET /v1/models/{m}/served-at?at=T`: what answered the model's unpinned requests at `at`.
+public struct ServedAt: Codable, Sendable, Equatable {
+    public var model: String
+    public var at: Double
+    public var time: String
+    /// The production version then, nil if none.
+    public var version: Int?
+    /// The split in force then, if any (version to weight).
+    public var split: [String: Int]?
+    /// The event that put it there, and when.
+    public var eventID: Int64?
+    public var since: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case model, at, time, version, split, since
+        case eventID = "event_id"
+    }
+
+    public init(model: String, at: Double, time: String, version: Int?, split: [String: Int]?, eventID: Int64?, since: Double?) {
+        self.model = model
+        self.at = at
+        self.time = time
+        self.version = version
+        self.split = split
+        self.eventID = eventID
+        self.since = since
+    }
+}
+
+/// `POST /v1/verify`: every recorded artifact re-hashed.
+public struct VerifyReport: Codable, Sendable, Equatable {
+    public struct Item: Codable, Sendable, Equatable {
+        public var model: String
+        public var version: Int
+        public var ok: Bool
+        public var sha256: String?
+        public var problem: String?
+
+        public init(model: String, version: Int, ok: Bool, sha256: String?, problem: String?) {
+            self.model = model
+            self.version = version
+            self.ok = ok
+            self.sha256 = sha256
+            self.problem = problem
+        }
+    }
+
+    public var checked: Int
+    public var failed: Int
+    public var items: [Item]
+
+    public init(checked: Int, failed: Int, items: [Item]) {
+        self.checked = checked
+        self.failed = failed
+        self.items = items
+    }
+}
+
+/// `GET /v1/status`: the daemon itself.
+public struct DaemonInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var version: String
+    public var pid: Int32
+    public var uptimeSeconds: Double
+    public var modelRoot: String
+    public var database: String
+    public var controlSocket: String
+    public var listen: String?
+    public var models: Int
+    public var loadedVersions: Int
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, pid, database, listen, models
+        case uptimeSeconds = "uptime_seconds", modelRoot = "model_root", controlSocket = "control_socket", loadedVersions = "loaded_versions"
+    }
+
+    public init(name: String, version: String, pid: Int32, uptimeSeconds: Double, modelRoot: String, database: String,
+                controlSocket: String, listen: String?, models: Int, loadedVersions: Int) {
+        self.name = name
+        self.version = version
+        self.pid = pid
+        self.uptimeSeconds = uptimeSeconds
+        self.modelRoot = modelRoot
+        self.database = database
+        self.controlSocket = controlSocket
+        self.listen = listen
+        self.models = models
+        self.loadedVersions = loadedVersions
+    }
+}
+
+/// `{"error": "..."}`, the body of every failed request.
+public struct ErrorBody: Codable, Sendable, Equatable {
+    public var error: String
+
+    public init(error: String) {
+        self.error = error
+    }
+}
+
+/// The encoder and decoder both sides use.
+public enum APICoding {
+    public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding these plain value types cannot fail.
+        return Array(try! encoder.encode(value))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try JSONDecoder().decode(type, from: Data(bytes))
+    }
+
+    /// A decoding error as one sentence that names the key at fault.
+    public static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.isEmpty ? "the body" : "'" + keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") + "'"
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "missing key '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+        case .typeMismatch(let type, let context): return "\(path(context.codingPath)) must be \(describe(type))"
+        case .valueNotFound(let type, let context): return "\(path(context.codingPath)) must be \(describe(type)), not null"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "the body is not valid JSON" : "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type, is Int32.Type: "an integer"
+        case is Double.Type, is Float.Type: "a number"
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        default: "\(type)".hasPrefix("Array") ? "an array" : "an object"
+        }
+    }
+
+    /// ISO 8601 UTC with milliseconds.
+    public static func time(_ seconds: Double) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+}
+
+extension APICoding {
+    /// Decodes `T` from a JSON object, refusing keys other than `keys`: a misspelt `"froce"`
+    /// must be an error, not silently ignored. An empty body decodes as `{}`.
+    public static func decodeStrict<T: Decodable>(_ type: T.Type, from bytes: [UInt8], keys: Set<String>) throws(APIDecodingError) -> T {
+        let body = bytes.allSatisfy { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 } ? Array("{}".utf8) : bytes
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) else {
+            throw APIDecodingError(message: "the body is not valid JSON")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw APIDecodingError(message: "the body must be a JSON object")
+        }
+        if let unknown = dictionary.keys.sorted().first(where: { !keys.contains($0) }) {
+            throw APIDecodingError(message: "unknown key '\(unknown)'; expected one of: \(keys.sorted().joined(separator: ", "))")
+        }
+        do {
+            return try decode(type, from: body)
+        } catch {
+            throw APIDecodingError(message: describe(error))
+        }
+    }
+}
+
+/// Why a request body was refused.
+public struct APIDecodingError: Error, Sendable, Equatable {
+    public var message: String
+}
