@@ -17,6 +17,7 @@ public final class Daemon: Sendable {
     public let server: HTTPServer
     private let lockFD: Int32
     private let started = Flag()
+    private let stopped = Flag()
 
     /// This build's version, reported by `--version`, `/v1/status` and `/v2`.
     public static let version = "0.4.0"
@@ -86,6 +87,12 @@ public final class Daemon: Sendable {
         return fd
     }
 
+    /// A daemon that failed to start, or was never stopped, still releases its socket, catalog
+    /// and lock.
+    deinit {
+        stop(deadline: 0)
+    }
+
     /// Opens the listeners (failing fast if the socket is taken), restores and loads models,
     /// starts watching, and serves; returns once the models are loaded.
     public func start() throws(RegistryError) {
@@ -123,6 +130,8 @@ public final class Daemon: Sendable {
     /// Stops in reverse start order: the server (letting requests in flight finish within
     /// `deadline` seconds), the lifecycle, the catalog, then the lock.
     public func stop(deadline: Double = 10) {
+        guard !stopped.value else { return }
+        stopped.value = true
         started.value = false
         server.stop(deadline: deadline)
         lifecycle.stop()

@@ -105,19 +105,6 @@ struct DaemonProcessTests {
         print("kill -9 x20: \(try catalog.verifyChain().events) events intact, final production version 20")
     }
 
-    private func run(_ command: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     /// Sends SIGTERM and waits up to 10 s; kills it and returns false if it does not exit,
     /// so that a daemon that ignores SIGTERM fails the test instead of hanging it.
     private func terminate(_ process: Process) -> Bool {

@@ -140,3 +140,30 @@ func digitsRow(_ index: Int = 0) throws -> ([Float], Int64, Int64) {
 }
 
 import Synchronization
+
+/// Runs a command to completion; returns its exit status and its stdout and stderr together.
+func run(_ command: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String) {
+    let (status, out, err) = try runSeparately(command, environment: environment)
+    return (status, out + err)
+}
+
+/// Runs a command to completion; returns its exit status, stdout and stderr.
+func runSeparately(_ command: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Read stderr on another thread so that neither pipe can fill and block the child.
+    let errData = Mutex<Data>(Data())
+    let reader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
+    reader.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    while reader.isExecuting || !reader.isFinished { usleep(1000) }
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.withLock { $0 }, as: UTF8.self))
+}
