@@ -23,7 +23,7 @@ OPTIONS:
   -h, --help            Show help information.
 
 """
-let version = "registryd 0.1.0"
+let version = "registryd \(Daemon.version)"
 
 func fail(_ message: String, code: Int32) -> Never {
     FileHandle.standardError.write(Data("Error: \(message)\n".utf8))

@@ -1,0 +1,146 @@
+import Foundation
+import Glibc
+import Testing
+@testable import Registry
+
+/// registryctl, the real executable, against a real daemon on a temp socket.
+@Suite("registryctl", .serialized)
+struct RegistryctlTests {
+    static let binary = "\(repositoryRoot)/.build/debug/registryctl"
+    static let golden = "\(repositoryRoot)/Tests/Fixtures/golden"
+
+    func ctl(_ registry: TestRegistry?, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let socket = registry.map { ["--socket", $0.config.controlSocket] } ?? []
+        return try runSeparately([RegistryctlTests.binary] + socket + arguments, environment: ["PATH": "/usr/bin:/bin"])
+    }
+
+    /// Compares with a golden file (set REGISTRYD_UPDATE_GOLDEN=1 to rewrite them after a deliberate change).
+    func expectGolden(_ text: String, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let path = "\(RegistryctlTests.golden)/\(name)"
+        if ProcessInfo.processInfo.environment["REGISTRYD_UPDATE_GOLDEN"] == "1" {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        }
+        let expected = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        #expect(text == expected, "differs from \(name):\n\(text)", sourceLocation: sourceLocation)
+    }
+
+    func registry() throws -> TestRegistry {
+        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
+        try registry.makeModelDirectory("digits")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 3, bytes: modelBytes("identity_float.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 4, bytes: modelBytes("truncated.onnx"))
+        try registry.start()
+        #expect(registry.daemon!.lifecycle.waitUntilIdle())
+        return registry
+    }
+
+    @Test("help text of the tool and of every command matches its golden file; help exits 0")
+    func help() throws {
+        let top = try ctl(nil, ["--help"])
+        #expect(top.status == 0)
+        try expectGolden(top.stdout, "registryctl-help.txt")
+        for command in ["status", "list", "versions", "show", "promote", "rollback", "alias", "split", "rollout", "shadow", "predict", "verify", "rescan", "history", "import"] {
+            let result = try ctl(nil, [command, "--help"])
+            #expect(result.status == 0, "\(command)")
+            try expectGolden(result.stdout, "registryctl-\(command)-help.txt")
+            #expect(try ctl(nil, ["help", command]).stdout == result.stdout)
+        }
+        #expect(try ctl(nil, ["rollout", "start", "-h"]).stdout.contains("USAGE: registryctl rollout start <model> <version>"))
+        #expect(try ctl(nil, ["--version"]).stdout.hasPrefix("registryctl "))
+    }
+
+    @Test("usage mistakes print 'Error:', the usage and where to look, and exit 64", arguments: [
+        (["promte", "digits", "2"], "usage-unknown-command.txt"),
+        (["promote", "digits", "2", "--forse"], "usage-unknown-option.txt"),
+        (["promote", "digits"], "usage-missing-argument.txt"),
+        (["promote", "digits", "two"], "usage-bad-version.txt"),
+        (["rollback", "digits", "--to"], "usage-missing-value.txt"),
+        (["split", "digits", "3:90"], "usage-bad-split.txt"),
+        (["versions", "digits", "extra"], "usage-unexpected-argument.txt"),
+        ([], "usage-no-command.txt"),
+    ])
+    func usageErrors(arguments: [String], golden: String) throws {
+        let result = try ctl(nil, arguments)
+        #expect(result.status == 64)
+        #expect(result.stdout.isEmpty)
+        try expectGolden(result.stderr, golden)
+    }
+
+    @Test("a daemon that is not running gives one line naming the socket, exit 1")
+    func notRunning() throws {
+        let result = try runSeparately([RegistryctlTests.binary, "status"], environment: ["REGISTRY_SOCKET": "/tmp/registryd-test-nothing.sock"])
+        #expect(result.status == 1)
+        #expect(result.stderr == "Error: registryd is not running: nothing listens on '/tmp/registryd-test-nothing.sock' (no such file or directory)\n")
+    }
+
+    @Test("happy paths: status, list, versions, show, promote, rollback, alias, split, predict, verify, rescan, history, import")
+    func happyPaths() throws {
+        let registry = try registry()
+        func ok(_ arguments: [String], _ fragments: [String]) throws {
+            let result = try ctl(registry, arguments)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            for fragment in fragments { #expect(result.stdout.contains(fragment), "\(arguments): missing '\(fragment)' in\n\(result.stdout)") }
+        }
+        try ok(["status"], ["digits: production 1", "VERSION  STATE", "1        live", "4        failed"])
+        try ok(["list"], ["MODEL   PRODUCTION  VERSIONS  LOADED  SPLIT", "digits  1           4         3"])
+        try ok(["versions", "digits"], ["2        ready   yes     0%"])
+        try ok(["show", "digits@2"], ["state       ready", "input       input FP32 [-1,64]", "output      probabilities FP32 [-1,10]"])
+        try ok(["show", "digits"], ["version     1", "aliases     production"])
+        try ok(["promote", "digits", "2", "--reason", "mlp"], ["model 'digits': production is now version 2 (was 1)"])
+        try ok(["rollback", "digits", "--reason", "regression"], ["model 'digits': rolled back to version 1 (was 2)"])
+        try ok(["alias", "digits", "stable", "2"], ["alias 'stable' -> version 2"])
+        try ok(["alias", "digits", "stable", "--remove"], ["alias 'stable' removed (was version 2)"])
+        try ok(["split", "digits", "1=90", "2=10", "--reason", "canary"], ["traffic split 1=90,2=10"])
+        try ok(["predict", "digits", "--routing-key", "k1", "--input", "input=" + (try digitsRow(0).0.map { String(Int($0)) }.joined(separator: ","))],
+               ["label INT64 [1]: [\(try digitsRow(0).1)]", "split arm"])
+        try ok(["split", "digits", "--clear"], ["split ended"])
+        try ok(["predict", "digits@2", "--input", "input=" + (try digitsRow(1).0.map { String(Int($0)) }.joined(separator: ","))],
+               ["model digits version 2 (pinned", "[\(try digitsRow(1).2)]"])
+        try ok(["verify"], ["3 checked, 0 failed"])
+        try ok(["rescan"], ["rescanned"])
+        try ok(["history", "digits", "--action", "promote,rollback"], ["promote", "rollback", "uid=\(getuid())", "regression"])
+        try ok(["history", "--verify"], ["audit trail intact"])
+        try ok(["history", "digits", "--at", APICoding_now()], ["was served by version 1"])
+        let imported = "\(registry.temp.path)/new.onnx"
+        try modelBytes("digits_logreg.onnx", variant: 99).write(to: URL(fileURLWithPath: imported))
+        try ok(["import", "digits", imported, "--wait"], ["as model 'digits' version 5", "state ready"])
+        #expect(registry.record("digits", 5)?.state == .ready)
+        // --json prints the API's JSON.
+        let json = try ctl(registry, ["--json", "list"])
+        #expect((try? JSONSerialization.jsonObject(with: Data(json.stdout.utf8))) is [Any])
+        let statusJSON = try ctl(registry, ["status", "--json"])
+        #expect(((try? JSONSerialization.jsonObject(with: Data(statusJSON.stdout.utf8))) as? [String: Any])?["daemon"] != nil)
+    }
+
+    @Test("command failures: unknown model, unknown version, incompatible signature, not ready, existing import; exit 1 with the daemon's message")
+    func failures() throws {
+        let registry = try registry()
+        func fails(_ arguments: [String], _ message: String) throws {
+            let result = try ctl(registry, arguments)
+            #expect(result.status == 1, "\(arguments)")
+            #expect(result.stderr == "Error: \(message)\n", "\(arguments): \(result.stderr)")
+        }
+        try fails(["promote", "nope", "1"], "model 'nope' not found")
+        try fails(["versions", "nope"], "model 'nope' not found")
+        try fails(["promote", "digits", "9"], "model 'digits' version 9 not found")
+        try fails(["show", "digits@9"], "model 'digits' version 9 not found")
+        try fails(["promote", "digits", "3"], "model 'digits' version 3 is not compatible with production version 1: input 'input' is missing; use --force to promote anyway")
+        let failed = try ctl(registry, ["promote", "digits", "4"])
+        #expect(failed.status == 1 && failed.stderr.hasPrefix("Error: model 'digits' version 4 is failed ("), "\(failed.stderr)")
+        try fails(["rollback", "digits"], "model 'digits' has no previous production version to roll back to; name one with --to VERSION")
+        try fails(["split", "digits", "1=50", "2=40"], "weights must sum to 100, they sum to 90")
+        try fails(["rollout", "start", "digits", "2"], "rollout is not available in this build of registryd: gradual rollouts and shadow traffic are not implemented yet, and registryd will not accept a plan it cannot carry out")
+        let imported = "\(registry.temp.path)/dup.onnx"
+        try modelBytes("digits_logreg.onnx").write(to: URL(fileURLWithPath: imported))
+        try fails(["import", "digits", imported, "--version", "2"], "model 'digits' version 2 already exists at '\(registry.root)/digits/2'; versions are immutable, pick another --version")
+        try fails(["import", "digits", "/nonexistent.onnx"], "cannot read '/nonexistent.onnx'")
+    }
+}
+
+func APICoding_now() -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.string(from: Date())
+}
