@@ -52,9 +52,11 @@ public final class Daemon: Sendable {
             threads: threads, maxConnections: config.maxConnections, requestTimeout: config.requestTimeoutSeconds,
             idleTimeout: config.idleTimeoutSeconds, limits: HTTPRequestParser.Limits(maxBodyBytes: config.maxBodyBytes))
         let started = self.started
+        let metrics = MetricsExporter(stats: stats, lifecycle: lifecycle)
         let endpoints = Endpoints(
             control: ControlAPI(lifecycle: lifecycle, catalog: catalog, config: config, startedAt: clock.now()),
-            inference: InferenceAPI(router: router, stats: stats, isReady: { started.value }))
+            inference: InferenceAPI(router: router, stats: stats, isReady: { started.value }),
+            metrics: metrics)
         do {
             server = try HTTPServer(configuration: serverConfiguration, log: log) { request, peer in
                 endpoints.handle(request, peer: peer)
@@ -64,6 +66,8 @@ public final class Daemon: Sendable {
             close(lockFD)
             throw error
         }
+        let server = self.server
+        metrics.connections.withLock { $0 = { [weak server] in server?.counts ?? (0, 0) } }
     }
 
     private static func environment(threads: Int) throws(RegistryError) -> Environment {

@@ -250,3 +250,49 @@ struct InferenceTests {
         #expect(try registry.daemon!.router.resolve(model: "digits", routingKey: "user-7").0.version == expectedArm)
     }
 }
+
+@Suite("metrics")
+struct MetricsTests {
+    @Test("/metrics counts requests, errors, latency buckets and routing per version, in Prometheus text format, on both listeners")
+    func metrics() throws {
+        let registry = TestRegistry()
+        registry.config.listen = "127.0.0.1:0"
+        try registry.makeModelDirectory("digits")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        try registry.start()
+        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        let body = Array(digitsBody(try digitsRow(0).0).utf8)
+        for _ in 0..<5 { #expect(try client.send("POST", "/v2/models/digits/infer", body: body).status == 200) }
+        #expect(try client.send("POST", "/v2/models/nope/infer", body: body).status == 404)
+        let response = try HTTPTestClient(tcpPort: try #require(registry.daemon!.tcpPort)).send("GET", "/metrics")
+        #expect(response.status == 200 && response.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        let text = String(decoding: response.body, as: UTF8.self)
+        for line in [
+            "registryd_requests_total{model=\"digits\",version=\"1\"} 5",
+            "registryd_request_errors_total{model=\"digits\",version=\"1\"} 0",
+            "registryd_request_duration_seconds_bucket{model=\"digits\",version=\"1\",le=\"+Inf\"} 5",
+            "registryd_request_duration_seconds_count{model=\"digits\",version=\"1\"} 5",
+            "registryd_routing_decisions_total{model=\"digits\",decision=\"production\"} 5",
+            "registryd_rejected_requests_total{status=\"404\"} 1",
+            "registryd_versions{model=\"digits\",state=\"live\"} 1",
+            "registryd_production_version{model=\"digits\"} 1",
+        ] {
+            #expect(text.contains(line + "\n"), "missing '\(line)' in\n\(text)")
+        }
+        // Every sample belongs to a family declared with HELP and TYPE, and buckets never decrease.
+        var declared = Set<String>()
+        var last: (String, Int)?
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# TYPE ") { declared.insert(String(line.split(separator: " ")[2])) ; continue }
+            if line.hasPrefix("#") { continue }
+            let name = String(line.prefix { $0 != "{" && $0 != " " })
+            let familyName = ["_bucket", "_sum", "_count"].reduce(name) { $0.hasSuffix($1) ? String($0.dropLast($1.count)) : $0 }
+            #expect(declared.contains(familyName), "\(name) has no TYPE line")
+            if name.hasSuffix("_bucket"), let value = Int(line.split(separator: " ").last!) {
+                if let (previous, count) = last, previous == name { #expect(value >= count) }
+                last = (name, value)
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Synchronization
+import Wire
+
+/// `GET /metrics` in the Prometheus text exposition format (version 0.0.4): request counts,
+/// errors and latency histograms per model version, routing decisions per arm, refused
+/// requests by status, version states and open connections.
+///
+/// Reads only in-memory state (``ServingStats``, the lifecycle's snapshot, the server's
+/// counters): scraping never touches SQLite.
+public final class MetricsExporter: Sendable {
+    let stats: ServingStats
+    let lifecycle: Lifecycle
+    /// The server's open connections and requests in flight (set once the server exists).
+    let connections: Mutex<(@Sendable () -> (connections: Int, inFlight: Int))?>
+
+    public init(stats: ServingStats, lifecycle: Lifecycle) {
+        self.stats = stats
+        self.lifecycle = lifecycle
+        self.connections = Mutex(nil)
+    }
+
+    func render() -> HTTPResponse {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func labels(_ pairs: [(String, String)]) -> String {
+            "{" + pairs.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        let snapshot = stats.snapshot()
+        family("registryd_info", "gauge", "The running build.")
+        out += "registryd_info\(labels([("version", Daemon.version)])) 1\n"
+        family("registryd_requests_total", "counter", "Inference requests answered, by model version.")
+        for s in snapshot.series { out += "registryd_requests_total\(labels([("model", s.model), ("version", String(s.version))])) \(s.series.requests)\n" }
+        family("registryd_request_errors_total", "counter", "Inference requests that failed inside the model, by model version.")
+        for s in snapshot.series { out += "registryd_request_errors_total\(labels([("model", s.model), ("version", String(s.version))])) \(s.series.errors)\n" }
+        family("registryd_request_duration_seconds", "histogram", "Inference latency inside registryd (decode, run, encode), by model version.")
+        for s in snapshot.series {
+            let base = [("model", s.model), ("version", String(s.version))]
+            var cumulative = 0
+            for (bound, count) in zip(ServingStats.bounds, s.series.buckets) {
+                cumulative += count
+                out += "registryd_request_duration_seconds_bucket\(labels(base + [("le", "\(bound)")])) \(cumulative)\n"
+            }
+            out += "registryd_request_duration_seconds_bucket\(labels(base + [("le", "+Inf")])) \(s.series.requests)\n"
+            out += "registryd_request_duration_seconds_sum\(labels(base)) \(s.series.seconds)\n"
+            out += "registryd_request_duration_seconds_count\(labels(base)) \(s.series.requests)\n"
+        }
+        family("registryd_routing_decisions_total", "counter", "How inference requests were routed, by model and arm.")
+        for (model, decisions) in snapshot.decisions.sorted(by: { $0.key < $1.key }) {
+            for (decision, count) in decisions.sorted(by: { $0.key < $1.key }) {
+                out += "registryd_routing_decisions_total\(labels([("model", model), ("decision", decision)])) \(count)\n"
+            }
+        }
+        family("registryd_rejected_requests_total", "counter", "Inference requests refused before a version ran them, by HTTP status.")
+        for (status, count) in snapshot.rejected.sorted(by: { $0.key < $1.key }) {
+            out += "registryd_rejected_requests_total\(labels([("status", status)])) \(count)\n"
+        }
+        let models = lifecycle.snapshot().models
+        family("registryd_versions", "gauge", "Versions in the catalog, by model and state.")
+        for model in models {
+            var counts: [String: Int] = [:]
+            for version in model.versions { counts[version.state.rawValue, default: 0] += 1 }
+            for (state, count) in counts.sorted(by: { $0.key < $1.key }) {
+                out += "registryd_versions\(labels([("model", model.name), ("state", state)])) \(count)\n"
+            }
+        }
+        family("registryd_loaded_versions", "gauge", "Versions with a loaded session, by model.")
+        for model in models { out += "registryd_loaded_versions\(labels([("model", model.name)])) \(model.loadedVersions.count)\n" }
+        family("registryd_production_version", "gauge", "The production version of each model (0 when none).")
+        for model in models { out += "registryd_production_version\(labels([("model", model.name)])) \(model.aliases["production"] ?? 0)\n" }
+        if let counts = connections.withLock({ $0 })?() {
+            family("registryd_http_connections", "gauge", "Open HTTP connections.")
+            out += "registryd_http_connections \(counts.connections)\n"
+            family("registryd_http_requests_in_flight", "gauge", "HTTP requests being handled.")
+            out += "registryd_http_requests_in_flight \(counts.inFlight)\n"
+        }
+        return HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]), body: Array(out.utf8))
+    }
+
+    private func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
