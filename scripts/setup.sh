@@ -40,7 +40,7 @@ stamp_dir=/var/lib/registryd-setup
 stamp="$stamp_dir/$(cat "$0" "$here/scripts/requirements.txt" | sha256sum | cut -c1-16)"
 if [ $force = 0 ] && [ -f "$stamp" ] && [ -x "$here/.venv/bin/python" ] \
    && pkg-config --exists libonnxruntime sqlite3 libcrypto 2>/dev/null \
-   && ldconfig -p | grep -q 'libonnxruntime.so.1 '; then
+   && ldconfig -p | grep -q 'libonnxruntime.so.1 ' && command -v promtool >/dev/null; then
   exit 0
 fi
 
@@ -49,7 +49,9 @@ say "installing Debian packages"
 apt-get update -q >/dev/null || die "apt-get update failed"
 apt-get install -y -q --no-install-recommends \
   libsqlite3-dev libssl-dev pkg-config sqlite3 python3 python3-venv python3-pip \
-  ca-certificates >/dev/null || die "apt-get install of the build dependencies failed"
+  ca-certificates util-linux prometheus >/dev/null || die "apt-get install of the build dependencies failed"
+# prometheus brings promtool, which the metrics test uses to check /metrics; its own service
+# is not needed (and does not start without systemd).
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -280,6 +280,9 @@ struct MetricsTests {
         ] {
             #expect(text.contains(line + "\n"), "missing '\(line)' in\n\(text)")
         }
+        // Prometheus's own checker accepts it (promtool, from Debian's prometheus package).
+        let checked = try runWithInput(["/usr/bin/promtool", "check", "metrics"], input: response.body)
+        #expect(checked.status == 0, "promtool: \(checked.output)")
         // Every sample belongs to a family declared with HELP and TYPE, and buckets never decrease.
         var declared = Set<String>()
         var last: (String, Int)?

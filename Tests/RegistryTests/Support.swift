@@ -167,3 +167,20 @@ func runSeparately(_ command: [String], environment: [String: String]? = nil) th
     while reader.isExecuting || !reader.isFinished { usleep(1000) }
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.withLock { $0 }, as: UTF8.self))
 }
+
+/// Runs a command with `input` on its stdin; returns its exit status and output.
+func runWithInput(_ command: [String], input: [UInt8]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
+    let stdin = Pipe(), out = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input))
+    try stdin.fileHandleForWriting.close()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
