@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 import Wire
 @testable import Registry
@@ -202,6 +203,34 @@ struct ControlAPITests {
         let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
         #expect(try client.json("GET", "/v1/status").0 == 200)
         other.stop()
+    }
+
+    @Test("concurrent commands on one model are serialised: all recorded, and the final state is the last recorded one")
+    func concurrentCommands() throws {
+        let registry = try twoVersions()
+        let socket = registry.config.controlSocket
+        let group = DispatchGroup()
+        let statuses = Mutex<[Int]>([])
+        for index in 0..<16 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                guard let client = try? HTTPTestClient(unixPath: socket) else { return }
+                let body = index % 2 == 0 ? #"{"version": 2, "reason": "r\#(index)"}"# : #"{"to": 1, "reason": "r\#(index)"}"#
+                let path = index % 2 == 0 ? "/v1/models/digits/promote" : "/v1/models/digits/rollback"
+                let status = (try? client.json("POST", path, body).0) ?? -1
+                statuses.withLock { $0.append(status) }
+            }
+        }
+        group.wait()
+        let all = statuses.withLock { $0 }
+        #expect(all.count == 16 && all.allSatisfy { $0 == 200 || $0 == 409 }, "\(all)")
+        let recorded = try registry.daemon!.catalog.events(model: "digits", actions: ["promote", "rollback"]).filter { $0.draft.actor != EventDraft.daemon }
+        #expect(recorded.count == all.filter { $0 == 200 }.count, "every accepted command is recorded")
+        let production = try registry.daemon!.router.resolve(model: "digits").0.version
+        #expect(recorded.last.flatMap { Int($0.draft.after ?? "") } == production)
+        #expect(try registry.daemon!.catalog.aliases(model: "digits")["production"] == production)
+        #expect(try registry.daemon!.catalog.verifyChain().isIntact)
     }
 
     @Test("the control socket gets the configured mode")
