@@ -14,7 +14,10 @@
 #         SHA-256 checked), installed under /usr/local/lib and registered with ldconfig so that
 #         the loader finds it (SwiftPM refuses -rpath from pkg-config).
 #   * Python (in ./.venv, hash-pinned by scripts/requirements.txt): only for regenerating the
-#     test fixtures and for tests that drive registryd with real Python clients.
+#     test fixtures.
+#   * Python clients (in ./.venv-clients, hash-pinned by scripts/requirements-clients.txt): the
+#     real KServe v2 client (tritonclient[http]) the tests drive registryd with. A separate
+#     environment, because tritonclient pins ml-dtypes <= 0.5.4 and the fixture tools want 0.6.
 # Every download is pinned and checked; a failure stops with a message that says what failed.
 set -euo pipefail
 
@@ -37,8 +40,8 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 command -v swift >/dev/null || die "the Swift 6 toolchain is not on PATH; install it first (swift.org)"
 
 stamp_dir=/var/lib/registryd-setup
-stamp="$stamp_dir/$(cat "$0" "$here/scripts/requirements.txt" | sha256sum | cut -c1-16)"
-if [ $force = 0 ] && [ -f "$stamp" ] && [ -x "$here/.venv/bin/python" ] \
+stamp="$stamp_dir/$(cat "$0" "$here/scripts/requirements.txt" "$here/scripts/requirements-clients.txt" | sha256sum | cut -c1-16)"
+if [ $force = 0 ] && [ -f "$stamp" ] && [ -x "$here/.venv/bin/python" ] && [ -x "$here/.venv-clients/bin/python" ] \
    && pkg-config --exists libonnxruntime sqlite3 libcrypto 2>/dev/null \
    && ldconfig -p | grep -q 'libonnxruntime.so.1 ' && command -v promtool >/dev/null; then
   exit 0
@@ -128,6 +131,13 @@ if [ ! -x "$here/.venv/bin/python" ]; then
 fi
 "$here/.venv/bin/python" -m pip install -q --require-hashes --only-binary=:all: \
   -r "$here/scripts/requirements.txt" || die "pip install of scripts/requirements.txt failed"
+
+say "Python environment for client tests (.venv-clients)"
+if [ ! -x "$here/.venv-clients/bin/python" ]; then
+  python3 -m venv "$here/.venv-clients" || die "python3 -m venv failed (is python3-venv installed?)"
+fi
+"$here/.venv-clients/bin/python" -m pip install -q --require-hashes --only-binary=:all: \
+  -r "$here/scripts/requirements-clients.txt" || die "pip install of scripts/requirements-clients.txt failed"
 
 mkdir -p "$stamp_dir"
 rm -f "$stamp_dir"/*
