@@ -36,6 +36,8 @@ struct InferenceTests {
         }
         try registry.makeModelDirectory("digits")
         try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        try registry.makeModelDirectory("broken")
+        try dropAtomically(root: registry.root, model: "broken", version: 1, bytes: modelBytes("truncated.onnx"))
         try registry.makeModelDirectory("faulty")
         try dropAtomically(root: registry.root, model: "faulty", version: 1, bytes: modelBytes("digits_faulty.onnx"))
         try registry.start()
@@ -134,7 +136,7 @@ struct InferenceTests {
         #expect((outputs[0]["data"] as! [NSNumber]).map(\.int64Value) == Array(expected[0..<2]))
     }
 
-    @Test("every error status: 400 for bad requests, 404 for unknown models and paths, 405, 415, 500 for a model failure, 503 for a version not loaded")
+    @Test("every error status: 400 for bad requests, 404 for unknown models, versions and paths, 405, 415, 500 for a model failure, 503 for a version not loaded")
     func errors() throws {
         let registry = try registry()
         let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
@@ -154,7 +156,8 @@ struct InferenceTests {
             ("POST", "/v2/models/digits/infer", good, [("Inference-Header-Content-Length", "99999")], 400, "outside the body"),
             ("POST", "/v2/models/digits/infer", good, [("Content-Encoding", "gzip")], 415, "gzip"),
             ("POST", "/v2/models/nope/infer", good, [], 404, "model 'nope' not found"),
-            ("POST", "/v2/models/digits/versions/7/infer", good, [], 503, "version 7 is not loaded"),
+            ("POST", "/v2/models/digits/versions/7/infer", good, [], 404, "model 'digits' version 7 not found"),
+            ("POST", "/v2/models/broken/versions/1/infer", good, [], 503, "model 'broken' version 1 is not loaded (failed)"),
             ("GET", "/v2/models/digits/infer", nil, [], 405, "not allowed"),
             ("GET", "/v2/nothing", nil, [], 404, "no endpoint"),
             ("GET", "/v2/models/nope", nil, [], 404, "not found"),

@@ -579,6 +579,9 @@ public final class Lifecycle: @unchecked Sendable {
                 table.models[model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].production = version
             }
         }
+        for (key, record) in records {
+            table.models[key.model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].known[key.version] = record.state
+        }
         for (model, weights) in splits {
             let arms = TrafficSplit.layout(weights)
             let versions = arms.compactMap { loaded[Key(model: model, version: $0.version)] }

@@ -54,11 +54,15 @@ public struct RoutingTable: Sendable {
         public var versions: [Int: LoadedVersion]
         /// A weighted split, when one is in force: it takes the unpinned traffic.
         public var arms: [Arm]?
+        /// Every version the catalog knows, loaded or not, with its state: a request pinned to
+        /// one that is not loaded gets 503 and the state, one never recorded gets 404.
+        public var known: [Int: VersionState]
 
-        public init(production: LoadedVersion?, versions: [Int: LoadedVersion], arms: [Arm]? = nil) {
+        public init(production: LoadedVersion?, versions: [Int: LoadedVersion], arms: [Arm]? = nil, known: [Int: VersionState] = [:]) {
             self.production = production
             self.versions = versions
             self.arms = arms
+            self.known = known
         }
     }
 
@@ -98,7 +102,10 @@ public final class Router: Sendable {
         guard let routes else { throw RegistryError(.notFound, "model '\(model)' not found") }
         if let version {
             guard let loaded = routes.versions[version] else {
-                throw RegistryError(.unavailable, "model '\(model)' version \(version) is not loaded")
+                guard let state = routes.known[version] else {
+                    throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
+                }
+                throw RegistryError(.unavailable, "model '\(model)' version \(version) is not loaded (\(state.rawValue))")
             }
             return (loaded, .pinned)
         }
