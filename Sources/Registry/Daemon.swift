@@ -12,7 +12,8 @@ public final class Daemon: Sendable {
     public let catalog: Catalog
     public let router: Router
     public let lifecycle: Lifecycle
-    public let stats = ServingStats()
+    /// Serving statistics (owned by the lifecycle, which judges rollouts with them).
+    public var stats: ServingStats { lifecycle.stats }
     /// The HTTP server on the control socket (and the TCP listener, when configured).
     public let server: HTTPServer
     private let lockFD: Int32
@@ -52,10 +53,10 @@ public final class Daemon: Sendable {
             threads: threads, maxConnections: config.maxConnections, requestTimeout: config.requestTimeoutSeconds,
             idleTimeout: config.idleTimeoutSeconds, limits: HTTPRequestParser.Limits(maxBodyBytes: config.maxBodyBytes))
         let started = self.started
-        let metrics = MetricsExporter(stats: stats, lifecycle: lifecycle)
+        let metrics = MetricsExporter(stats: lifecycle.stats, lifecycle: lifecycle)
         let endpoints = Endpoints(
             control: ControlAPI(lifecycle: lifecycle, catalog: catalog, config: config, startedAt: clock.now()),
-            inference: InferenceAPI(router: router, stats: stats, isReady: { started.value }),
+            inference: InferenceAPI(router: router, stats: lifecycle.stats, isReady: { started.value }),
             metrics: metrics)
         do {
             server = try HTTPServer(configuration: serverConfiguration, log: log) { request, peer in

@@ -59,6 +59,36 @@ func splitText(_ split: [String: Int]?) -> String {
     return split.sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
 }
 
+/// `30s`, `5m`, `1h`, `250ms`, or plain seconds.
+func parseDuration(_ text: String) -> Double? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        if suffix == "s" && text.hasSuffix("ms") { continue }
+        guard let value = Double(text.dropLast(suffix.count)), value > 0 else { return nil }
+        return value * scale
+    }
+    guard let value = Double(text), value > 0 else { return nil }
+    return value
+}
+
+/// A rollout's progress: a bar, the step, the gates and the current window.
+func describeRollout(_ r: RolloutInfo) -> String {
+    let width = 30
+    let filled = r.percent * width / 100
+    let bar = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
+    func window(_ w: RolloutInfo.Window) -> String {
+        "\(w.requests) requests, \(w.errors) errors (\(String(format: "%.2f%%", w.errorRate * 100)))" + (w.p99Seconds.map { String(format: ", p99 <= %.1f ms", $0 * 1000) } ?? "")
+    }
+    return """
+    model '\(r.model)': rollout of version \(r.version) against \(r.baseline): \(r.state)
+    \(bar) \(r.percent)%   step \(r.step) of \(r.steps.count) (\(r.steps.map(String.init).joined(separator: ",")))
+    gates: error rate <= \(r.maxErrorRate), p99 <= \(r.maxLatencyRatio) x baseline, at least \(r.minRequests) canary requests; \(Int(r.intervalSeconds)) s per step
+    canary:   \(window(r.canary))
+    baseline: \(window(r.baselineWindow))
+    \(r.note)
+    """
+}
+
 // MARK: The command tree
 
 let reasonOption = OptionSpec(long: "reason", value: "text", help: "Why: recorded in the audit trail with your uid and pid.")
@@ -213,11 +243,44 @@ func makeRoot() -> Command {
                     reasonOption,
                 ] : (verb == "status" ? [] : [reasonOption])) { invocation, context in
             let model = escape(invocation.arguments[0])
-            let response = verb == "status"
-                ? try context.client.send("GET", "/v1/models/\(model)/rollout")
-                : try context.client.send("POST", "/v1/models/\(model)/rollout" + (verb == "start" ? "" : "/\(verb)"), body: Array("{}".utf8))
-            guard (200..<300).contains(response.status) else { throw Client.failure(response) }
-            context.print(String(decoding: response.body, as: UTF8.self))
+            let command = currentCommand!
+            let (info, raw): (RolloutInfo, [UInt8])
+            switch verb {
+            case "status":
+                (info, raw) = try context.client.call("GET", "/v1/models/\(model)/rollout", as: RolloutInfo.self)
+            case "start":
+                let version = try parseVersion(invocation.arguments[1], command)
+                var request = RolloutStartRequest(version: version, reason: invocation.option("reason"))
+                if let text = invocation.option("steps") {
+                    let steps = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                    guard steps.count == text.split(separator: ",").count, !steps.isEmpty else {
+                        throw UsageError(message: "--steps '\(text)' is not a comma-separated list of percents (for example 1,5,25,50,100)", command: command)
+                    }
+                    request.steps = steps
+                }
+                if let text = invocation.option("interval") {
+                    guard let seconds = parseDuration(text) else {
+                        throw UsageError(message: "--interval '\(text)' is not a duration (for example 30s, 5m, 1h)", command: command)
+                    }
+                    request.intervalSeconds = seconds
+                }
+                func number(_ name: String) throws(UsageError) -> Double? {
+                    guard let text = invocation.option(name) else { return nil }
+                    guard let value = Double(text) else { throw UsageError(message: "--\(name) '\(text)' is not a number", command: command) }
+                    return value
+                }
+                request.maxErrorRate = try number("max-error-rate")
+                request.maxLatencyRatio = try number("max-latency-ratio")
+                if let text = invocation.option("min-requests") {
+                    guard let value = Int(text), value > 0 else { throw UsageError(message: "--min-requests '\(text)' is not a positive integer", command: command) }
+                    request.minRequests = value
+                }
+                (info, raw) = try context.client.call("POST", "/v1/models/\(model)/rollout", body: APICoding.encode(request), as: RolloutInfo.self)
+            default:
+                (info, raw) = try context.client.call("POST", "/v1/models/\(model)/rollout/\(verb)",
+                                                      body: reasonBody(ReasonRequest(reason: invocation.option("reason"))), as: RolloutInfo.self)
+            }
+            context.show(raw) { describeRollout(info) }
         }
     }
     let rollout = Command("rollout", abstract: "Gradual rollouts: start, status, pause, resume, abort.", subcommands: rolloutVerbs)

@@ -103,6 +103,12 @@ struct RegistryctlTests {
         try ok(["history", "digits", "--action", "promote,rollback"], ["promote", "rollback", "uid=\(getuid())", "regression"])
         try ok(["history", "--verify"], ["audit trail intact"])
         try ok(["history", "digits", "--at", APICoding_now()], ["was served by version 1"])
+        try ok(["rollout", "start", "digits", "2", "--steps", "5,50,100", "--interval", "5m", "--max-error-rate", "0.02", "--min-requests", "100"],
+               ["rollout of version 2 against 1: running", "5%   step 1 of 3 (5,50,100)", "error rate <= 0.02", "300 s per step"])
+        try ok(["rollout", "status", "digits"], ["[#", "step 1 of 3"])
+        try ok(["rollout", "pause", "digits"], ["paused"])
+        try ok(["rollout", "resume", "digits"], ["running"])
+        try ok(["rollout", "abort", "digits", "--reason", "demo"], ["aborted", "0%"])
         let imported = "\(registry.temp.path)/new.onnx"
         try modelBytes("digits_logreg.onnx", variant: 99).write(to: URL(fileURLWithPath: imported))
         try ok(["import", "digits", imported, "--wait"], ["as model 'digits' version 5", "state ready"])
@@ -131,7 +137,11 @@ struct RegistryctlTests {
         #expect(failed.status == 1 && failed.stderr.hasPrefix("Error: model 'digits' version 4 is failed ("), "\(failed.stderr)")
         try fails(["rollback", "digits"], "model 'digits' has no previous production version to roll back to; name one with --to VERSION")
         try fails(["split", "digits", "1=50", "2=40"], "weights must sum to 100, they sum to 90")
-        try fails(["rollout", "start", "digits", "2"], "rollout is not available in this build of registryd: gradual rollouts and shadow traffic are not implemented yet, and registryd will not accept a plan it cannot carry out")
+        try fails(["shadow", "digits", "2", "--percent", "20"], "shadow traffic is not available in this build of registryd: it is not implemented yet, and registryd will not accept a mirror it cannot carry out")
+        try fails(["rollout", "status", "digits"], "model 'digits' has no rollout")
+        try fails(["rollout", "start", "digits", "3"], "model 'digits' version 3 is not compatible with production version 1: input 'input' is missing")
+        let badSteps = try ctl(registry, ["rollout", "start", "digits", "2", "--steps", "1,x"])
+        #expect(badSteps.status == 64 && badSteps.stderr.hasPrefix("Error: --steps '1,x' is not a comma-separated list of percents"))
         let imported = "\(registry.temp.path)/dup.onnx"
         try modelBytes("digits_logreg.onnx").write(to: URL(fileURLWithPath: imported))
         try fails(["import", "digits", imported, "--version", "2"], "model 'digits' version 2 already exists at '\(registry.root)/digits/2'; versions are immutable, pick another --version")

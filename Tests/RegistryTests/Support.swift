@@ -71,9 +71,9 @@ final class TestRegistry {
     }
 
     @discardableResult
-    func start(watcher: (any DirectoryWatcher)? = InotifyWatcher()) throws -> Daemon {
+    func start(watcher: (any DirectoryWatcher)? = InotifyWatcher(), clock: any RegistryClock = SystemClock()) throws -> Daemon {
         let sink = lines
-        let daemon = try Daemon(config: config, log: Log(level: .debug, sink: { sink.append($0) }), watcher: watcher)
+        let daemon = try Daemon(config: config, log: Log(level: .debug, sink: { sink.append($0) }), clock: clock, watcher: watcher)
         try daemon.start()
         self.daemon = daemon
         return daemon
@@ -183,4 +183,12 @@ func runWithInput(_ command: [String], input: [UInt8]) throws -> (status: Int32,
     let data = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// Time that tests move by hand: the wall clock plus an offset that `advance` grows, so that
+/// settle windows still pass on their own while rollout intervals pass in an instant.
+final class ManualClock: RegistryClock {
+    private let offset = Mutex<Double>(0)
+    func now() -> Double { Date().timeIntervalSince1970 + offset.withLock { $0 } }
+    func advance(by seconds: Double) { offset.withLock { $0 += seconds } }
 }

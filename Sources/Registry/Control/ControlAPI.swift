@@ -105,8 +105,22 @@ public struct ControlAPI: Sendable {
             return ok(ServedAt(model: model, at: at, time: APICoding.time(at), version: served.version,
                                split: served.split.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) },
                                eventID: served.eventID, since: served.since))
-        case (_, _, "rollout"), (_, _, "shadow"):
-            throw RegistryError(.notImplemented, "\(rest[0]) is not available in this build of registryd: gradual rollouts and shadow traffic are not implemented yet, and registryd will not accept a plan it cannot carry out")
+        case ("POST", 1, "rollout"):
+            let body = try decode(RolloutStartRequest.self, request, keys: RolloutStartRequest.keys)
+            let plan = RolloutPlan(steps: body.steps ?? [1, 5, 25, 50, 100], intervalSeconds: body.intervalSeconds ?? 300,
+                                   maxErrorRate: body.maxErrorRate ?? 0.01, maxLatencyRatio: body.maxLatencyRatio ?? 1.5,
+                                   minRequests: body.minRequests ?? 200)
+            return ok(ControlAPI.info(try lifecycle.startRollout(model: model, version: body.version, plan: plan, actor: actor, reason: body.reason ?? "")))
+        case ("GET", 1, "rollout"):
+            return ok(ControlAPI.info(try lifecycle.rollout(model: model)))
+        case ("POST", 2, "rollout"):
+            guard let command = Lifecycle.RolloutCommand(rawValue: rest[1]) else {
+                throw RegistryError(.notFound, "no rollout command '\(rest[1])'; use pause, resume or abort")
+            }
+            let body = try decode(ReasonRequest.self, request, keys: ["reason"])
+            return ok(ControlAPI.info(try lifecycle.controlRollout(model: model, command, actor: actor, reason: body.reason ?? "")))
+        case (_, _, "shadow"):
+            throw RegistryError(.notImplemented, "shadow traffic is not available in this build of registryd: it is not implemented yet, and registryd will not accept a mirror it cannot carry out")
         default:
             return try notFoundOrMethod(request, allowed: [])
         }
@@ -170,6 +184,16 @@ public struct ControlAPI: Sendable {
                              inputs: loaded.map { $0.session.inputs.map(ControlAPI.meta) },
                              outputs: loaded.map { $0.session.outputs.map(ControlAPI.meta) },
                              manifest: record?.manifest)
+    }
+
+    static func info(_ r: RolloutRecord) -> RolloutInfo {
+        func window(_ w: WindowStats) -> RolloutInfo.Window {
+            RolloutInfo.Window(requests: w.requests, errors: w.errors, errorRate: w.errorRate, p99Seconds: w.p99)
+        }
+        return RolloutInfo(model: r.model, version: r.version, baseline: r.baseline, state: r.state.rawValue, step: r.step + 1,
+                           steps: r.plan.steps, percent: r.percent, note: r.note, intervalSeconds: r.plan.intervalSeconds,
+                           stepStartedAt: r.stepStartedAt, maxErrorRate: r.plan.maxErrorRate, maxLatencyRatio: r.plan.maxLatencyRatio,
+                           minRequests: r.plan.minRequests, canary: window(r.canary), baselineWindow: window(r.baselineStats), startedAt: r.startedAt)
     }
 
     static func meta(_ info: TensorInfo) -> TensorMeta {

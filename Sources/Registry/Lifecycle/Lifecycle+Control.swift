@@ -40,6 +40,7 @@ extension Lifecycle {
                 outcome.forced = true
                 eventReason = "FORCED despite incompatible signature (\(mismatch))" + (reason.isEmpty ? "" : ": \(reason)")
             }
+            try supersedeRollout(model: model, actor: actor, by: "promote")
             try endSplit(model: model, actor: actor, reason: "ended by the promotion of version \(version)")
             outcome.eventID = try promoteLocked(key, actor: actor, reason: eventReason)
             outcome.message = previous.map { "model '\(model)': production is now version \(version) (was \($0))" }
@@ -89,6 +90,7 @@ extension Lifecycle {
                 try reload(key, record)
                 outcome.loadedFirst = true
             }
+            try supersedeRollout(model: model, actor: actor, by: "rollback")
             try endSplit(model: model, actor: actor, reason: "ended by a rollback to version \(version)")
             outcome.eventID = try promoteLocked(key, actor: actor, reason: reason, action: "rollback")
             outcome.message = "model '\(model)': rolled back to version \(version) (was \(current))"
@@ -138,6 +140,9 @@ extension Lifecycle {
         try onQueue { () throws(RegistryError) -> CommandOutcome in
             guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
             let previous = splits[model]
+            if let active = rollouts[model], active.state.isActive {
+                throw RegistryError(.conflict, "a rollout of version \(active.version) controls model '\(model)''s split; pause or abort it first")
+            }
             guard let weights else {
                 guard previous != nil else { throw RegistryError(.notFound, "model '\(model)' has no split in force") }
                 let id = try endSplit(model: model, actor: actor, reason: reason)

@@ -23,6 +23,8 @@ public final class Lifecycle: @unchecked Sendable {
     public let config: DaemonConfig
     public let catalog: Catalog
     public let router: Router
+    /// Serving statistics, which rollouts judge; the serving path records into them.
+    public let stats = ServingStats()
     let log: Log
     let clock: any RegistryClock
     let loader: Loader
@@ -44,6 +46,10 @@ public final class Lifecycle: @unchecked Sendable {
     var splits: [String: [Int: Int]] = [:]
     /// Each model's production versions in the order they took over, for `rollback`.
     var productionHistory: [String: [Int]] = [:]
+    /// The latest rollout of each model, and the serving counters seen at its last tick.
+    var rollouts: [String: RolloutRecord] = [:]
+    var rolloutSeen: [String: (canary: WindowStats, baseline: WindowStats)] = [:]
+    private var rolloutTimer: DispatchSourceTimer?
     private var reportedProblems: Set<String> = []
     private var rescanScheduled = false
     private var settleRecheckScheduled = false
@@ -89,7 +95,14 @@ public final class Lifecycle: @unchecked Sendable {
         timer.schedule(deadline: .now() + interval, repeating: interval)
         timer.setEventHandler { [weak self] in self?.rescanNow() }
         timer.resume()
-        queue.sync { self.timer = timer }
+        let rolloutTimer = DispatchSource.makeTimerSource(queue: .global())
+        rolloutTimer.schedule(deadline: .now() + 1, repeating: 1)
+        rolloutTimer.setEventHandler { [weak self] in self?.rolloutTick() }
+        rolloutTimer.resume()
+        queue.sync {
+            self.timer = timer
+            self.rolloutTimer = rolloutTimer
+        }
     }
 
     /// Stops watching and rescanning; waits for a load in progress to finish. Loaded versions
@@ -100,6 +113,8 @@ public final class Lifecycle: @unchecked Sendable {
             stopped = true
             timer?.cancel()
             timer = nil
+            rolloutTimer?.cancel()
+            rolloutTimer = nil
         }
         loaderQueue.sync {}
         queue.sync {}
@@ -171,6 +186,7 @@ public final class Lifecycle: @unchecked Sendable {
             if let split = RouteSpec.parse(spec)?.split { splits[model] = split }
         }
         try restoreProductionHistory()
+        try restoreRollouts()
         for (key, record) in records.sorted(by: { $0.key < $1.key }) {
             switch record.state {
             case .verifying, .loading, .discovered:
