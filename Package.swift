@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["CONNXRuntime"]),
         // The daemon as a library.
         .target(name: "Registry", dependencies: ["Runtime", "Wire", "CSQLite", "COpenSSL", "CLinux"]),
-        .executableTarget(name: "registryd", dependencies: ["Registry"]),
+        .executableTarget(name: "registryd", dependencies: ["Registry", "Wire"]),
         .executableTarget(name: "registryctl", dependencies: ["Wire"]),
 
         // Tests find their fixtures (Tests/Fixtures) relative to their own source file.

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// A hand-written command-line parser with swift-argument-parser's conventions: `OVERVIEW /
 /// USAGE / ARGUMENTS / OPTIONS / SUBCOMMANDS` help, `Error: ...` plus usage on stderr for
@@ -157,7 +158,7 @@ final class Command {
                 }
                 guard let spec = allOptions.first(where: { $0.long == name }) else {
                     var message = "unknown option '--\(name)'"
-                    if let guess = Command.closest(name, among: allOptions.map(\.long)) { message += "; did you mean '--\(guess)'?" }
+                    if let guess = Suggestion.closest(to: name, among: allOptions.map(\.long)) { message += "; did you mean '--\(guess)'?" }
                     throw UsageError(message: message, command: self)
                 }
                 if spec.value == nil {
@@ -196,7 +197,7 @@ final class Command {
                 }
                 guard let sub = subcommands.first(where: { $0.name == word }) else {
                     var message = "unknown subcommand '\(word)'"
-                    if let guess = Command.closest(word, among: subcommands.map(\.name)) { message += "; did you mean '\(guess)'?" }
+                    if let guess = Suggestion.closest(to: word, among: subcommands.map(\.name)) { message += "; did you mean '\(guess)'?" }
                     throw UsageError(message: message, command: self)
                 }
                 // Options given before the subcommand (global ones) carry over.
@@ -227,27 +228,5 @@ final class Command {
 
     static func looksNumeric(_ word: String) -> Bool {
         word.count > 1 && Double(word) != nil
-    }
-
-    /// The closest of `candidates` to `word` within a few edits, for "did you mean".
-    static func closest(_ word: String, among candidates: [String]) -> String? {
-        let best = candidates.min { editDistance($0, word) < editDistance($1, word) }
-        guard let best, editDistance(best, word) <= max(2, word.count / 3) else { return nil }
-        return best
-    }
-
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        if a.isEmpty { return b.count }
-        if b.isEmpty { return a.count }
-        var previous = Array(0...b.count)
-        for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...b.count {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
     }
 }

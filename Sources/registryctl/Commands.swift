@@ -128,8 +128,6 @@ func makeRoot() -> Command {
 
     let show = Command("show", abstract: "Show one version in detail: hash, state, signature, manifest.",
                        arguments: [ArgumentSpec(name: "model[@version]", help: "The model, and a version (default: production).")]) { invocation, context in
-        let root = invocation.path
-        _ = root
         let (model, pinned) = try parseModelRef(invocation.arguments[0], currentCommand!)
         var version = pinned
         if version == nil {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Registry
+import Wire
 
 // registryd: read the configuration, start, serve until SIGTERM or SIGINT, stop cleanly.
 
@@ -61,7 +62,7 @@ while !arguments.isEmpty {
     default:
         let known = valueOptions + ["--check-config", "--help", "--version"]
         var message = "unknown option '\(argument)'"
-        if let guess = known.min(by: { editDistance($0, argument) < editDistance($1, argument) }), editDistance(guess, argument) <= 3 {
+        if let guess = Suggestion.closest(to: argument, among: known) {
             message += "; did you mean '\(guess)'?"
         }
         fail(message, code: 64)

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import Wire
 @testable import Registry
 
 /// registryctl, the real executable, against a real daemon on a temp socket.
@@ -102,7 +103,7 @@ struct RegistryctlTests {
         try ok(["rescan"], ["rescanned"])
         try ok(["history", "digits", "--action", "promote,rollback"], ["promote", "rollback", "uid=\(getuid())", "regression"])
         try ok(["history", "--verify"], ["audit trail intact"])
-        try ok(["history", "digits", "--at", APICoding_now()], ["was served by version 1"])
+        try ok(["history", "digits", "--at", APICoding.time(Date().timeIntervalSince1970)], ["was served by version 1"])
         try ok(["rollout", "start", "digits", "2", "--steps", "5,50,100", "--interval", "5m", "--max-error-rate", "0.02", "--min-requests", "100"],
                ["rollout of version 2 against 1: running", "5%   step 1 of 3 (5,50,100)", "error rate <= 0.02", "300 s per step"])
         try ok(["rollout", "status", "digits"], ["[#", "step 1 of 3"])
@@ -147,10 +148,4 @@ struct RegistryctlTests {
         try fails(["import", "digits", imported, "--version", "2"], "model 'digits' version 2 already exists at '\(registry.root)/digits/2'; versions are immutable, pick another --version")
         try fails(["import", "digits", "/nonexistent.onnx"], "cannot read '/nonexistent.onnx'")
     }
-}
-
-func APICoding_now() -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return formatter.string(from: Date())
 }

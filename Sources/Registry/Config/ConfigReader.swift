@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// Reads one JSON object of a configuration file strictly: every key must be known and of the
 /// expected type, and every error names the file, the key and what was expected.
@@ -139,27 +140,10 @@ struct ConfigReader {
     func finish() throws(RegistryError) {
         for key in object.keys.sorted() where !read.contains(key) {
             var message = "\(file): unknown key '\(name(key))'"
-            if let guess = read.min(by: { editDistance($0, key) < editDistance($1, key) }),
-               editDistance(guess, key) <= max(2, key.count / 3) {
+            if let guess = Suggestion.closest(to: key, among: Array(read)) {
                 message += " (did you mean '\(name(guess))'?)"
             }
             throw RegistryError(.invalidConfiguration, message)
         }
     }
-}
-
-/// Levenshtein distance, for "did you mean" suggestions (configuration keys, command-line options).
-public func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var previous = Array(0...b.count)
-    for i in 1...a.count {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...b.count {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return previous[b.count]
 }

@@ -54,7 +54,7 @@ public struct ControlAPI: Sendable {
             break
         }
         guard segments.count >= 2, segments[0] == "models" else {
-            return try notFoundOrMethod(request, allowed: [])
+            throw ControlAPI.noEndpoint(request)
         }
         let model = segments[1]
         guard ModelName.isValid(model) else {
@@ -122,12 +122,12 @@ public struct ControlAPI: Sendable {
         case (_, _, "shadow"):
             throw RegistryError(.notImplemented, "shadow traffic is not available in this build of registryd: it is not implemented yet, and registryd will not accept a mirror it cannot carry out")
         default:
-            return try notFoundOrMethod(request, allowed: [])
+            throw ControlAPI.noEndpoint(request)
         }
     }
 
-    private func notFoundOrMethod(_ request: HTTPRequest, allowed: [String]) throws(RegistryError) -> HTTPResponse {
-        throw RegistryError(.notFound, "no endpoint \(request.method) \(request.path); see docs/API.md")
+    private static func noEndpoint(_ request: HTTPRequest) -> RegistryError {
+        RegistryError(.notFound, "no endpoint \(request.method) \(request.path); see docs/API.md")
     }
 
     private func ok<T: Encodable>(_ value: T) -> HTTPResponse {

@@ -128,8 +128,7 @@ extension Lifecycle {
             if let state = records[key]?.state, !state.isServable && state != .retired {
                 throw RegistryError(.conflict, "model '\(model)' version \(version) is \(state.rawValue); an alias must point at a version that can serve")
             }
-            try setAliasLocked(model: model, alias: alias, version: version, actor: actor, reason: reason)
-            let eventID = try catalog.events(model: model, actions: ["alias"], limit: Int.max).last?.id
+            let eventID = try setAliasLocked(model: model, alias: alias, version: version, actor: actor, reason: reason)
             return CommandOutcome(version: version, previous: previous, message: "model '\(model)': alias '\(alias)' -> version \(version)", eventID: eventID)
         }
     }

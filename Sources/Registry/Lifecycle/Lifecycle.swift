@@ -516,16 +516,18 @@ public final class Lifecycle: @unchecked Sendable {
         return eventID
     }
 
-    func setAliasLocked(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) {
+    @discardableResult
+    func setAliasLocked(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) -> Int64 {
         let previous = aliases[model]?[alias]
         var states: [(version: Int, state: VersionState, reason: String)] = []
         if alias == "candidate" { states.append((version, .candidate, reason)) }
-        try catalog.setAlias(model: model, alias: alias, version: version, states: states,
-                             event: EventDraft(actor: actor, action: "alias", model: model, version: version,
-                                               before: previous.map { "\(alias)=\($0)" }, after: "\(alias)=\(version)", reason: reason))
+        let eventID = try catalog.setAlias(model: model, alias: alias, version: version, states: states,
+                                           event: EventDraft(actor: actor, action: "alias", model: model, version: version,
+                                                             before: previous.map { "\(alias)=\($0)" }, after: "\(alias)=\(version)", reason: reason))
         aliases[model, default: [:]][alias] = version
         for change in states { records[Key(model: model, version: change.version)]?.state = change.state }
         publish()
+        return eventID
     }
 
     /// Unloads the versions the retention policy no longer keeps.
@@ -621,16 +623,7 @@ public final class Lifecycle: @unchecked Sendable {
     }
 
     public func status() -> [ModelStatus] {
-        queue.sync {
-            let models = Set(records.keys.map(\.model)).union(aliases.keys)
-            return models.sorted().map { model in
-                ModelStatus(
-                    name: model,
-                    versions: records.filter { $0.key.model == model }.sorted { $0.key < $1.key }.map(\.value),
-                    aliases: aliases[model] ?? [:],
-                    loadedVersions: Set(loaded.keys.filter { $0.model == model }.map(\.version)))
-            }
-        }
+        snapshot().models
     }
 
     /// Promotes `version` of `model` to production.

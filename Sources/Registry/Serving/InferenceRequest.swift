@@ -15,7 +15,6 @@ struct InferenceRequest {
     var id: String?
     var parameters: JSONValue?
     var inputs: [String: Tensor] = [:]
-    var inputOrder: [String] = []
     var outputs: [RequestedOutput]?
     /// `parameters.binary_data_output`: the default for outputs not requested by name.
     var binaryOutputDefault = false
@@ -124,7 +123,6 @@ struct InferenceRequest {
                 binaryOffset += size
             }
             request.inputs[name] = tensor
-            request.inputOrder.append(name)
         }
         if binaryOffset != raw.count {
             throw Failure(message: "the body has \(raw.count - binaryOffset) bytes beyond the JSON header and the inputs' binary_data_size")

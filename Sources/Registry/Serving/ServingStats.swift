@@ -34,11 +34,13 @@ public final class ServingStats: Sendable {
     public func record(model: String, version: Int, seconds: Double, failed: Bool, decision: String) {
         let bucket = ServingStats.bounds.firstIndex { seconds <= $0 }
         state.withLock { state in
-            let key = Key(model: model, version: version)
-            state.series[key, default: Series()].requests += 1
-            if failed { state.series[key, default: Series()].errors += 1 }
-            state.series[key, default: Series()].seconds += seconds
-            if let bucket { state.series[key, default: Series()].buckets[bucket] += 1 }
+            func update(_ series: inout Series) {
+                series.requests += 1
+                if failed { series.errors += 1 }
+                series.seconds += seconds
+                if let bucket { series.buckets[bucket] += 1 }
+            }
+            update(&state.series[Key(model: model, version: version), default: Series()])
             state.decisions[model, default: [:]][decision, default: 0] += 1
         }
     }
