@@ -1,4 +1,4 @@
-// Linux system calls that Swift's Glibc module does not export: epoll, eventfd and accept4
+// Linux system calls that Swift's Glibc module does not export: epoll, eventfd, accept4, gettid
 // (declared by glibc only under _GNU_SOURCE or in headers the module leaves out). Header
 // only; nothing to link beyond libc. Imported by the Registry module alone.
 #ifndef REGISTRYD_CLINUX_SHIM_H
@@ -7,6 +7,9 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 // accept4(2): in libc since glibc 2.10; declared here because <sys/socket.h> hides it
 // without _GNU_SOURCE.
@@ -18,5 +21,10 @@ static inline int registryd_accept(int fd) {
 
 /// SOCK_CLOEXEC, which Swift does not import from glibc's socket type enumeration.
 static inline int registryd_sock_cloexec(void) { return SOCK_CLOEXEC; }
+
+/// Lowers the calling thread's scheduling priority (Linux applies nice values per thread).
+static inline int registryd_nice_this_thread(int nice) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+}
 
 #endif

@@ -56,7 +56,7 @@ public final class Daemon: Sendable {
         let metrics = MetricsExporter(stats: lifecycle.stats, lifecycle: lifecycle)
         let endpoints = Endpoints(
             control: ControlAPI(lifecycle: lifecycle, catalog: catalog, config: config, startedAt: clock.now()),
-            inference: InferenceAPI(router: router, stats: lifecycle.stats, isReady: { started.value }),
+            inference: InferenceAPI(router: router, stats: lifecycle.stats, mirror: lifecycle.mirror, isReady: { started.value }),
             metrics: metrics)
         do {
             server = try HTTPServer(configuration: serverConfiguration, log: log) { request, peer in

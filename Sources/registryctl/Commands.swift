@@ -59,6 +59,22 @@ func splitText(_ split: [String: Int]?) -> String {
     return split.sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
 }
 
+/// A shadow on one line: its share, its agreement and the latencies.
+func describeShadow(_ s: ShadowInfo) -> String {
+    var line = "version \(s.version) mirrors \(s.percent)%: \(s.mirrored) mirrored, \(s.dropped) dropped, \(s.failed) failed"
+    if let agreement = s.agreement {
+        line += String(format: "; top-1 agreement %.2f%% (%d/%d rows", agreement * 100, s.agreedRows, s.comparedRows) + (s.output.map { " of '\($0)'" } ?? "") + ")"
+    } else if let diff = s.maxAbsDiff {
+        line += String(format: "; max abs difference %.6g over %d rows", diff, s.comparedRows) + (s.output.map { " of '\($0)'" } ?? "")
+    } else {
+        line += "; nothing compared yet"
+    }
+    if let shadow = s.shadowMeanSeconds, let primary = s.primaryMeanSeconds {
+        line += String(format: "; run time %.3f ms (serving version %.3f ms)", shadow * 1000, primary * 1000)
+    }
+    return line
+}
+
 /// `30s`, `5m`, `1h`, `250ms`, or plain seconds.
 func parseDuration(_ text: String) -> Double? {
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
@@ -106,6 +122,7 @@ func makeRoot() -> Command {
         for model in models {
             out += "\n\(model.name): production \(model.production.map(String.init) ?? "none")" + (model.split.map { "; split \(splitText($0))" } ?? "") + "\n"
             out += table(versionRows(model)).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+            if let shadow = model.shadow { out += "  shadow: " + describeShadow(shadow) + "\n" }
         }
         context.print(out)
     }
@@ -284,16 +301,35 @@ func makeRoot() -> Command {
     let rollout = Command("rollout", abstract: "Gradual rollouts: start, status, pause, resume, abort.", subcommands: rolloutVerbs)
 
     let shadow = Command(
-        "shadow", abstract: "Mirror a share of MODEL's requests to VERSION, off the client's path (or --off).",
-        arguments: [ArgumentSpec(name: "model", help: "The model's name."), ArgumentSpec(name: "version", help: "The shadow version.", optional: true)],
-        options: [OptionSpec(long: "percent", value: "p", help: "Share of requests mirrored."), OptionSpec(long: "off", help: "Stop mirroring."), reasonOption]
+        "shadow", abstract: "Mirror a share of MODEL's requests to VERSION, off the client's path; show or end the shadow.",
+        discussion: "'registryctl shadow digits 4 --percent 20' mirrors 20% of the requests routed to digits (pinned requests\nare never mirrored) to version 4. The client's answer never waits for the shadow: mirrored requests wait in\na bounded queue and are dropped, and counted, when it is full. 'registryctl shadow digits' shows the\nagreement with the served answers (top-1 for classifiers, max abs difference otherwise) and the latencies.",
+        arguments: [ArgumentSpec(name: "model", help: "The model's name."), ArgumentSpec(name: "version", help: "The shadow version (omit to show the shadow).", optional: true)],
+        options: [OptionSpec(long: "percent", value: "p", help: "Share of routed requests mirrored, 1-100 (default: 10)."),
+                  OptionSpec(long: "off", help: "Stop mirroring."), reasonOption]
     ) { invocation, context in
-        let model = escape(invocation.arguments[0])
-        let response = invocation.flag("off")
-            ? try context.client.send("DELETE", "/v1/models/\(model)/shadow", body: Array("{}".utf8))
-            : try context.client.send("PUT", "/v1/models/\(model)/shadow", body: Array("{}".utf8))
-        guard (200..<300).contains(response.status) else { throw Client.failure(response) }
-        context.print(String(decoding: response.body, as: UTF8.self))
+        let model = invocation.arguments[0]
+        let target = "/v1/models/\(escape(model))/shadow"
+        var percent: Int?
+        if let text = invocation.option("percent") {
+            guard let value = Int(text), (1...100).contains(value) else {
+                throw UsageError(message: "--percent '\(text)' is not a whole number in 1...100", command: currentCommand!)
+            }
+            percent = value
+        }
+        if invocation.flag("off") {
+            guard invocation.arguments.count == 1, percent == nil else { throw UsageError(message: "--off takes no <version> and no --percent", command: currentCommand!) }
+            let (result, raw) = try context.client.call("DELETE", target, body: reasonBody(ReasonRequest(reason: invocation.option("reason"))), as: ActionResult.self)
+            context.show(raw) { describe(result) }
+        } else if invocation.arguments.count == 2 {
+            let version = try parseVersion(invocation.arguments[1], currentCommand!)
+            let body = ShadowRequest(version: version, percent: percent, reason: invocation.option("reason"))
+            let (result, raw) = try context.client.call("PUT", target, body: reasonBody(body), as: ActionResult.self)
+            context.show(raw) { describe(result) }
+        } else {
+            guard percent == nil else { throw UsageError(message: "--percent needs a <version>", command: currentCommand!) }
+            let (info, raw) = try context.client.call("GET", target, as: ShadowInfo.self)
+            context.show(raw) { describeShadow(info) }
+        }
     }
 
     let predict = Command(

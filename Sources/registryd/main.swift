@@ -96,22 +96,11 @@ if checkOnly {
 }
 
 let log = Log(level: config.logLevel, format: config.logFormat)
-let daemon: Daemon
-do {
-    daemon = try Daemon(config: config, log: log)
-    try daemon.start()
-} catch {
-    log.error("registryd cannot start", ["error": "\(error)"])
-    fail("\(error)", code: 1)
-}
-
-log.notice("registryd ready", [
-    "control_socket": config.controlSocket,
-    "listen": daemon.tcpPort.map { port in (config.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "") + ":\(port)" } ?? "off",
-    "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
-])
-
-// Signals are delivered to a dispatch source, not to an async-signal handler. A parent may
+/// The daemon once started; the signal handlers (on the main queue) stop it.
+nonisolated(unsafe) var running: Daemon?
+// Signals are delivered to a dispatch source, not to an async-signal handler. They are set up
+// before the daemon starts: a SIGTERM that arrives while models load waits on the main queue and
+// stops the daemon as soon as it has started, instead of killing it mid-write. A parent may
 // have started us with them blocked (a mask inherited from a thread that blocks signals, as
 // dispatch worker threads do): unblock them, or SIGTERM would stay pending forever.
 var handled = sigset_t()
@@ -126,11 +115,27 @@ for sig in [SIGTERM, SIGINT] {
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
     source.setEventHandler {
         log.notice("registryd stopping", ["signal": sig == SIGTERM ? "SIGTERM" : "SIGINT"])
-        daemon.stop(deadline: 10)
+        running?.stop(deadline: 10)
         log.notice("registryd stopped")
         exit(0)
     }
     source.resume()
     sources.append(source)
 }
+let daemon: Daemon
+do {
+    daemon = try Daemon(config: config, log: log)
+    try daemon.start()
+    running = daemon
+} catch {
+    log.error("registryd cannot start", ["error": "\(error)"])
+    fail("\(error)", code: 1)
+}
+
+log.notice("registryd ready", [
+    "control_socket": config.controlSocket,
+    "listen": daemon.tcpPort.map { port in (config.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "") + ":\(port)" } ?? "off",
+    "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
+])
+
 dispatchMain()

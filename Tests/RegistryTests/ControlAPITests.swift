@@ -146,13 +146,13 @@ struct ControlAPITests {
         #expect(before["version"] == nil || before["version"] is NSNull)
     }
 
-    @Test("shadow, not carried out yet, says so (501) instead of pretending; unknown paths are 404")
-    func honesty() throws {
+    @Test("unknown paths are 404 naming the endpoint; a bad version in a path is 400")
+    func unknownPaths() throws {
         let registry = try twoVersions()
         let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
-        let (status, object) = try client.json("PUT", "/v1/models/digits/shadow", #"{"version": 2}"#)
-        #expect(status == 501 && (object["error"] as? String)?.contains("not implemented") == true)
-        #expect(try client.json("GET", "/v1/nothing").0 == 404)
+        let (status, object) = try client.json("GET", "/v1/nothing")
+        #expect(status == 404 && object["error"] as? String == "no endpoint GET /v1/nothing; see docs/API.md")
+        #expect(try client.json("POST", "/v1/models/digits/shadow").0 == 404)
         #expect(try client.json("GET", "/v1/models/digits/versions/x").0 == 400)
     }
 

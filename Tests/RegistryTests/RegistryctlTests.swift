@@ -76,7 +76,7 @@ struct RegistryctlTests {
         #expect(result.stderr == "Error: registryd is not running: nothing listens on '/tmp/registryd-test-nothing.sock' (no such file or directory)\n")
     }
 
-    @Test("happy paths: status, list, versions, show, promote, rollback, alias, split, predict, verify, rescan, history, import")
+    @Test("happy paths: status, list, versions, show, promote, rollback, alias, split, shadow, predict, verify, rescan, history, import")
     func happyPaths() throws {
         let registry = try registry()
         func ok(_ arguments: [String], _ fragments: [String]) throws {
@@ -97,6 +97,12 @@ struct RegistryctlTests {
         try ok(["predict", "digits", "--routing-key", "k1", "--input", "input=" + (try digitsRow(0).0.map { String(Int($0)) }.joined(separator: ","))],
                ["label INT64 [1]: [\(try digitsRow(0).1)]", "split arm"])
         try ok(["split", "digits", "--clear"], ["split ended"])
+        try ok(["shadow", "digits", "2", "--percent", "100", "--reason", "compare"], ["100% of requests mirrored to version 2"])
+        try ok(["predict", "digits", "--input", "input=" + (try digitsRow(0).0.map { String(Int($0)) }.joined(separator: ","))], ["production"])
+        #expect(registry.wait { registry.daemon!.lifecycle.mirror.reports()["digits"]?.runs == 1 } != nil)
+        try ok(["shadow", "digits"], ["version 2 mirrors 100%: 1 mirrored, 0 dropped, 0 failed; top-1 agreement", "(1/1 rows of 'label')"])
+        try ok(["status"], ["  shadow: version 2 mirrors 100%"])
+        try ok(["shadow", "digits", "--off"], ["shadow ended"])
         try ok(["predict", "digits@2", "--input", "input=" + (try digitsRow(1).0.map { String(Int($0)) }.joined(separator: ","))],
                ["model digits version 2 (pinned", "[\(try digitsRow(1).2)]"])
         try ok(["verify"], ["3 checked, 0 failed"])
@@ -138,7 +144,8 @@ struct RegistryctlTests {
         #expect(failed.status == 1 && failed.stderr.hasPrefix("Error: model 'digits' version 4 is failed ("), "\(failed.stderr)")
         try fails(["rollback", "digits"], "model 'digits' has no previous production version to roll back to; name one with --to VERSION")
         try fails(["split", "digits", "1=50", "2=40"], "weights must sum to 100, they sum to 90")
-        try fails(["shadow", "digits", "2", "--percent", "20"], "shadow traffic is not available in this build of registryd: it is not implemented yet, and registryd will not accept a mirror it cannot carry out")
+        try fails(["shadow", "digits", "3", "--percent", "20"], "model 'digits' version 3 cannot shadow production version 1: input 'input' is missing")
+        try fails(["shadow", "digits"], "model 'digits' has no shadow in force")
         try fails(["rollout", "status", "digits"], "model 'digits' has no rollout")
         try fails(["rollout", "start", "digits", "3"], "model 'digits' version 3 is not compatible with production version 1: input 'input' is missing")
         let badSteps = try ctl(registry, ["rollout", "start", "digits", "2", "--steps", "1,x"])

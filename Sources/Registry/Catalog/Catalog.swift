@@ -169,12 +169,16 @@ public final class Catalog: @unchecked Sendable {
             } else {
                 try db.run("DELETE FROM aliases WHERE model = ? AND alias = ?", [.text(model), .text(alias)])
             }
-            for change in states {
-                try db.run(
-                    "UPDATE versions SET state = ?, reason = ?, updated_at = ? WHERE model = ? AND version = ?",
-                    [.text(change.state.rawValue), .text(change.reason), .double(now), .text(model), .int(Int64(change.version))])
-            }
+            try Catalog.update(states, of: model, at: now, in: db)
             return try Catalog.append(event, at: now, in: db)
+        }
+    }
+
+    private static func update(_ states: [(version: Int, state: VersionState, reason: String)], of model: String, at now: Double, in db: Database) throws(RegistryError) {
+        for change in states {
+            try db.run(
+                "UPDATE versions SET state = ?, reason = ?, updated_at = ? WHERE model = ? AND version = ?",
+                [.text(change.state.rawValue), .text(change.reason), .double(now), .text(model), .int(Int64(change.version))])
         }
     }
 
@@ -191,7 +195,7 @@ public final class Catalog: @unchecked Sendable {
 
     /// Stores (or with nil removes) a model's route spec and appends `event`, in one transaction.
     @discardableResult
-    public func setRoute(model: String, spec: String?, event: EventDraft) throws(RegistryError) -> Int64 {
+    public func setRoute(model: String, spec: String?, states: [(version: Int, state: VersionState, reason: String)] = [], event: EventDraft) throws(RegistryError) -> Int64 {
         try write { db throws(RegistryError) in
             let now = clock.now()
             if let spec {
@@ -201,6 +205,7 @@ public final class Catalog: @unchecked Sendable {
             } else {
                 try db.run("DELETE FROM routes WHERE model = ?", [.text(model)])
             }
+            try Catalog.update(states, of: model, at: now, in: db)
             return try Catalog.append(event, at: now, in: db)
         }
     }

@@ -37,6 +37,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var requestTimeoutSeconds: Double = 30
     /// An idle keep-alive connection is closed after this many seconds.
     public var idleTimeoutSeconds: Double = 300
+    /// Mirrored requests waiting for the shadow; beyond this they are dropped (and counted).
+    public var shadowQueueSize: Int = 256
     /// Ed25519 public keys (raw 32 bytes, base64) that may sign artifacts, by key name.
     public var trustedKeys: [String: String]
     /// Per-model policies, by model name; models without a file get ``ModelPolicy/default``.
@@ -118,6 +120,7 @@ public struct DaemonConfig: Sendable, Equatable {
         config.maxConnections = try r.int("max_connections", in: 16...1_000_000) ?? 4096
         config.requestTimeoutSeconds = try r.double("request_timeout_seconds", in: 0.1...3600) ?? 30
         config.idleTimeoutSeconds = try r.double("idle_timeout_seconds", in: 1...86400) ?? 300
+        config.shadowQueueSize = try r.int("shadow_queue_size", in: 1...65536) ?? 256
         config.trustedKeys = try r.stringMap("trusted_keys") ?? [:]
         for (name, key) in config.trustedKeys {
             guard let raw = Data(base64Encoded: key), raw.count == 32 else {

@@ -119,8 +119,16 @@ public struct ControlAPI: Sendable {
             }
             let body = try decode(ReasonRequest.self, request, keys: ["reason"])
             return ok(ControlAPI.info(try lifecycle.controlRollout(model: model, command, actor: actor, reason: body.reason ?? "")))
-        case (_, _, "shadow"):
-            throw RegistryError(.notImplemented, "shadow traffic is not available in this build of registryd: it is not implemented yet, and registryd will not accept a mirror it cannot carry out")
+        case ("PUT", 1, "shadow"):
+            let body = try decode(ShadowRequest.self, request, keys: ["version", "percent", "reason"])
+            return result("shadow", try lifecycle.setShadow(model: model, version: body.version, percent: body.percent ?? 10, actor: actor, reason: body.reason ?? ""))
+        case ("DELETE", 1, "shadow"):
+            let body = try decode(ReasonRequest.self, request, keys: ["reason"])
+            return result("shadow", try lifecycle.setShadow(model: model, version: nil, percent: 0, actor: actor, reason: body.reason ?? ""))
+        case ("GET", 1, "shadow"):
+            guard let info = try models().first(where: { $0.name == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
+            guard let shadow = info.shadow else { throw RegistryError(.notFound, "model '\(model)' has no shadow in force") }
+            return ok(shadow)
         default:
             throw ControlAPI.noEndpoint(request)
         }
@@ -155,6 +163,8 @@ public struct ControlAPI: Sendable {
 
     func models() throws(RegistryError) -> [ModelInfo] {
         let snapshot = lifecycle.snapshot()
+        let reports = lifecycle.mirror.reports()
+        let queued = lifecycle.mirror.queued
         return snapshot.models.map { status in
             let split = snapshot.splits[status.name]
             let production = status.aliases["production"]
@@ -169,7 +179,8 @@ public struct ControlAPI: Sendable {
                     updatedAt: record.updatedAt, traffic: traffic)
             }
             return ModelInfo(name: status.name, production: production, aliases: status.aliases,
-                             split: split.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) }, versions: versions)
+                             split: split.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) }, versions: versions,
+                             shadow: reports[status.name].map { ControlAPI.info($0, queued: queued) })
         }
     }
 
@@ -194,6 +205,13 @@ public struct ControlAPI: Sendable {
                            steps: r.plan.steps, percent: r.percent, note: r.note, intervalSeconds: r.plan.intervalSeconds,
                            stepStartedAt: r.stepStartedAt, maxErrorRate: r.plan.maxErrorRate, maxLatencyRatio: r.plan.maxLatencyRatio,
                            minRequests: r.plan.minRequests, canary: window(r.canary), baselineWindow: window(r.baselineStats), startedAt: r.startedAt)
+    }
+
+    static func info(_ r: ShadowMirror.Report, queued: Int) -> ShadowInfo {
+        ShadowInfo(model: r.model, version: r.version, percent: r.percent, mirrored: r.mirrored, dropped: r.dropped, failed: r.failed,
+                   method: r.method, output: r.output, comparedRows: r.comparedRows, agreedRows: r.agreedRows, agreement: r.agreement,
+                   maxAbsDiff: r.maxAbsDiff, shadowMeanSeconds: r.runs > 0 ? r.shadowSeconds / Double(r.runs) : nil,
+                   primaryMeanSeconds: r.runs > 0 ? r.primarySeconds / Double(r.runs) : nil, queued: queued)
     }
 
     static func meta(_ info: TensorInfo) -> TensorMeta {

@@ -42,6 +42,9 @@ extension Lifecycle {
             }
             try supersedeRollout(model: model, actor: actor, by: "promote")
             try endSplit(model: model, actor: actor, reason: "ended by the promotion of version \(version)")
+            if shadows[model]?.version == version {
+                try endShadow(model: model, actor: actor, reason: "ended by the promotion of version \(version)")
+            }
             outcome.eventID = try promoteLocked(key, actor: actor, reason: eventReason)
             outcome.message = previous.map { "model '\(model)': production is now version \(version) (was \($0))" }
                 ?? "model '\(model)': production is now version \(version)"
@@ -156,7 +159,7 @@ extension Lifecycle {
                 }
             }
             let description = RouteSpec.describe(weights)
-            let eventID = try catalog.setRoute(model: model, spec: RouteSpec(split: weights).text,
+            let eventID = try catalog.setRoute(model: model, spec: RouteSpec(split: weights, shadow: shadows[model]).text,
                                                event: EventDraft(actor: actor, action: "split", model: model, version: nil,
                                                                  before: previous.map(RouteSpec.describe), after: description, reason: reason))
             splits[model] = weights
@@ -169,12 +172,84 @@ extension Lifecycle {
     @discardableResult
     func endSplit(model: String, actor: String, reason: String) throws(RegistryError) -> Int64? {
         guard let previous = splits[model] else { return nil }
-        let id = try catalog.setRoute(model: model, spec: nil,
+        let id = try catalog.setRoute(model: model, spec: RouteSpec(split: nil, shadow: shadows[model]).text,
                                       event: EventDraft(actor: actor, action: "split", model: model, version: nil,
                                                         before: RouteSpec.describe(previous), after: nil, reason: reason))
         splits[model] = nil
         publish()
         return id
+    }
+
+    /// Mirrors `percent` of the model's routed requests to `version`, off the client's path, or
+    /// ends the shadow (`version` nil). The version must be loaded, must not be production, and
+    /// must accept production's inputs; it is marked `shadow` while mirrored.
+    public func setShadow(model: String, version: Int?, percent: Int, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
+        try onQueue { () throws(RegistryError) -> CommandOutcome in
+            guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
+            guard let version else {
+                guard shadows[model] != nil else { throw RegistryError(.notFound, "model '\(model)' has no shadow in force") }
+                let id = try endShadow(model: model, actor: actor, reason: reason)
+                return CommandOutcome(version: nil, previous: nil, message: "model '\(model)': shadow ended", eventID: id)
+            }
+            guard (1...100).contains(percent) else {
+                throw RegistryError(.invalidArgument, "shadow percent \(percent) is outside 1...100")
+            }
+            let key = try existingKey(model: model, version: version)
+            guard let candidate = loaded[key], records[key]!.state.isServable else {
+                throw RegistryError(.conflict, "model '\(model)' version \(version) is \(records[key]!.state.rawValue), not loaded; a shadow needs a loaded version")
+            }
+            let production = aliases[model]?["production"]
+            if production == version {
+                throw RegistryError(.conflict, "model '\(model)' version \(version) is production: it already answers the requests a shadow would mirror")
+            }
+            if let production, let current = loaded[Key(model: model, version: production)],
+               let mismatch = SignatureCompatibility.mismatch(current: current.session.inputs, candidate: candidate.session.inputs) {
+                throw RegistryError(.conflict, "model '\(model)' version \(version) cannot shadow production version \(production): \(mismatch)")
+            }
+            let previous = shadows[model]
+            var states: [(version: Int, state: VersionState, reason: String)] = []
+            if let previous, previous.version != version, records[Key(model: model, version: previous.version)]?.state == .shadow {
+                states.append((previous.version, .ready, "no longer the shadow (version \(version) is)"))
+            }
+            if [.ready, .candidate].contains(records[key]!.state) {
+                states.append((version, .shadow, "mirroring \(percent)% of requests"))
+            }
+            let spec = ShadowSpec(version: version, percent: percent)
+            let eventID = try catalog.setRoute(model: model, spec: RouteSpec(split: splits[model], shadow: spec).text, states: states,
+                                               event: EventDraft(actor: actor, action: "shadow", model: model, version: version,
+                                                                 before: previous?.description, after: spec.description, reason: reason))
+            apply(states, model: model)
+            shadows[model] = spec
+            mirror.configure(model: model, version: version, percent: percent)
+            publish()
+            return CommandOutcome(version: version, previous: previous?.version,
+                                  message: "model '\(model)': \(percent)% of requests mirrored to version \(version)", eventID: eventID)
+        }
+    }
+
+    /// Ends a model's shadow, if any, recording it. Runs on the queue.
+    @discardableResult
+    func endShadow(model: String, actor: String, reason: String) throws(RegistryError) -> Int64? {
+        guard let previous = shadows[model] else { return nil }
+        var states: [(version: Int, state: VersionState, reason: String)] = []
+        if records[Key(model: model, version: previous.version)]?.state == .shadow {
+            states.append((previous.version, .ready, "shadow ended"))
+        }
+        let id = try catalog.setRoute(model: model, spec: RouteSpec(split: splits[model], shadow: nil).text, states: states,
+                                      event: EventDraft(actor: actor, action: "shadow", model: model, version: previous.version,
+                                                        before: previous.description, after: nil, reason: reason))
+        apply(states, model: model)
+        shadows[model] = nil
+        mirror.configure(model: model, version: nil, percent: 0)
+        publish()
+        return id
+    }
+
+    private func apply(_ states: [(version: Int, state: VersionState, reason: String)], model: String) {
+        for change in states {
+            records[Key(model: model, version: change.version)]?.state = change.state
+            records[Key(model: model, version: change.version)]?.reason = change.reason
+        }
     }
 
     /// Re-hashes every recorded artifact that should serve. A changed artifact is quarantined

@@ -161,7 +161,7 @@ extension Lifecycle {
         let percent = record.plan.steps[record.step]
         let weights = percent >= 100 ? [record.version: 100] : [record.baseline: 100 - percent, record.version: percent]
         let previous = splits[record.model]
-        try catalog.setRoute(model: record.model, spec: RouteSpec(split: weights).text,
+        try catalog.setRoute(model: record.model, spec: RouteSpec(split: weights, shadow: shadows[record.model]).text,
                              event: EventDraft(actor: actor, action: "split", model: record.model, version: nil,
                                                before: previous.map(RouteSpec.describe), after: RouteSpec.describe(weights),
                                                reason: "rollout of version \(record.version), step \(record.step + 1) of \(record.plan.steps.count)"))

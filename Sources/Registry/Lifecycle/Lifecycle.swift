@@ -25,6 +25,8 @@ public final class Lifecycle: @unchecked Sendable {
     public let router: Router
     /// Serving statistics, which rollouts judge; the serving path records into them.
     public let stats = ServingStats()
+    /// Shadow traffic: the serving path offers mirrored requests, the control API reads reports.
+    public let mirror: ShadowMirror
     let log: Log
     let clock: any RegistryClock
     let loader: Loader
@@ -44,6 +46,8 @@ public final class Lifecycle: @unchecked Sendable {
     private var movedIn: [String: Double] = [:]
     /// Weighted splits in force, by model: version to percent.
     var splits: [String: [Int: Int]] = [:]
+    /// Shadows in force, by model.
+    var shadows: [String: ShadowSpec] = [:]
     /// Each model's production versions in the order they took over, for `rollback`.
     var productionHistory: [String: [Int]] = [:]
     /// The latest rollout of each model, and the serving counters seen at its last tick.
@@ -67,6 +71,7 @@ public final class Lifecycle: @unchecked Sendable {
         self.watcher = watcher
         self.verifier = ArtifactVerifier(trustedKeys: config.trustedKeys)
         self.directory = ModelDirectory(root: config.modelRoot)
+        self.mirror = ShadowMirror(capacity: config.shadowQueueSize)
     }
 
     // MARK: Start and stop
@@ -79,12 +84,14 @@ public final class Lifecycle: @unchecked Sendable {
         queue.sync {
             do throws(RegistryError) {
                 try restore()
+                for (model, shadow) in shadows { mirror.configure(model: model, version: shadow.version, percent: shadow.percent) }
                 try scanLocked()
             } catch {
                 failure = error
             }
         }
         if let failure { throw failure }
+        mirror.start()
         // Let the admissions just started finish, so that the ready line names what serves.
         _ = waitUntilIdle(timeout: 600)
         try watcher?.start(root: config.modelRoot) { [weak self] event in
@@ -109,6 +116,7 @@ public final class Lifecycle: @unchecked Sendable {
     /// keep serving until the process ends.
     public func stop() {
         watcher?.stop()
+        mirror.stop()
         queue.sync {
             stopped = true
             timer?.cancel()
@@ -183,7 +191,12 @@ public final class Lifecycle: @unchecked Sendable {
             aliases[model] = try catalog.aliases(model: model)
         }
         for (model, spec) in try catalog.routes() {
-            if let split = RouteSpec.parse(spec)?.split { splits[model] = split }
+            guard let route = RouteSpec.parse(spec) else {
+                log.error("stored route is unreadable; production serves", ["model.name": model, "spec": spec])
+                continue
+            }
+            splits[model] = route.split
+            shadows[model] = route.shadow
         }
         try restoreProductionHistory()
         try restoreRollouts()
@@ -535,7 +548,7 @@ public final class Lifecycle: @unchecked Sendable {
         let loadedVersions = Set(loaded.keys.filter { $0.model == model }.map(\.version))
         let modelAliases = aliases[model] ?? [:]
         let drop = RetentionPolicy.versionsToUnload(
-            loaded: loadedVersions, production: modelAliases["production"], aliased: Set(modelAliases.values).union(splits[model].map { Set($0.keys) } ?? []),
+            loaded: loadedVersions, production: modelAliases["production"], aliased: protected(model),
             keepPrevious: config.policy(for: model).keepPrevious)
         for version in drop.sorted() {
             let key = Key(model: model, version: version)
@@ -544,6 +557,11 @@ public final class Lifecycle: @unchecked Sendable {
             if state == .missing || state == .quarantined { continue }
             try transition(key, to: .retired, reason: "unloaded: beyond keep_previous=\(config.policy(for: model).keepPrevious)", action: "retire")
         }
+    }
+
+    /// Versions that something points at: an alias, a split arm or the shadow.
+    func protected(_ model: String) -> Set<Int> {
+        Set((aliases[model] ?? [:]).values).union(splits[model].map { Set($0.keys) } ?? []).union(shadows[model].map { [$0.version] } ?? [])
     }
 
     func transition(_ key: Key, to state: VersionState, reason: String, action: String) throws(RegistryError) {
@@ -574,7 +592,7 @@ public final class Lifecycle: @unchecked Sendable {
             // Unload versions no alias needs, oldest first, until it fits.
             var freed: Int64 = 0
             let needed = used + bytes - budget
-            let aliased = Set((aliases[model] ?? [:]).values)
+            let aliased = protected(model)
             for key in loaded.keys.sorted() where key.model == model && !aliased.contains(key.version) && freed < needed {
                 freed += loaded[key]!.estimatedBytes
                 loaded[key] = nil
@@ -608,6 +626,13 @@ public final class Lifecycle: @unchecked Sendable {
                 continue
             }
             table.models[model]?.arms = zip(arms, versions).map { RoutingTable.Arm(version: $1, upperBucket: $0.upperBucket) }
+        }
+        for (model, shadow) in shadows {
+            guard let version = loaded[Key(model: model, version: shadow.version)] else {
+                log.warning("shadow not applied: its version is not loaded", ["model.name": model, "model.version": shadow.version])
+                continue
+            }
+            table.models[model]?.shadow = RoutingTable.Shadow(version: version, percent: shadow.percent)
         }
         router.publish(table)
     }

@@ -40,30 +40,47 @@ public enum TrafficSplit {
     }
 }
 
-/// A model's stored route (the `routes` table's `spec`): `{"split": {"3": 90, "4": 10}}`.
+/// A model's stored route (the `routes` table's `spec`):
+/// `{"split": {"3": 90, "4": 10}, "shadow": {"version": 5, "percent": 20}}`, either part optional.
 public struct RouteSpec: Sendable, Equatable {
     public var split: [Int: Int]?
+    public var shadow: ShadowSpec?
 
-    public init(split: [Int: Int]?) {
+    public init(split: [Int: Int]?, shadow: ShadowSpec? = nil) {
         self.split = split
+        self.shadow = shadow
     }
 
     public static func parse(_ text: String) -> RouteSpec? {
         guard let data = text.data(using: .utf8),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        guard let split = object["split"] as? [String: Any] else { return RouteSpec(split: nil) }
-        var weights: [Int: Int] = [:]
-        for (key, value) in split {
-            guard let version = Int(key), let weight = (value as? NSNumber)?.intValue else { return nil }
-            weights[version] = weight
+        var spec = RouteSpec(split: nil)
+        if let split = object["split"] as? [String: Any] {
+            var weights: [Int: Int] = [:]
+            for (key, value) in split {
+                guard let version = Int(key), let weight = (value as? NSNumber)?.intValue else { return nil }
+                weights[version] = weight
+            }
+            spec.split = weights
         }
-        return RouteSpec(split: weights)
+        if let shadow = object["shadow"] as? [String: Any] {
+            guard let version = (shadow["version"] as? NSNumber)?.intValue, let percent = (shadow["percent"] as? NSNumber)?.intValue else { return nil }
+            spec.shadow = ShadowSpec(version: version, percent: percent)
+        }
+        return spec
     }
 
-    public var text: String {
-        guard let split else { return "{}" }
-        let pairs = split.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }
-        return "{\"split\":{" + pairs.joined(separator: ",") + "}}"
+    /// The stored text; nil when there is nothing beyond production (the row is deleted).
+    public var text: String? {
+        var parts: [String] = []
+        if let split {
+            let pairs = split.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }
+            parts.append("\"split\":{" + pairs.joined(separator: ",") + "}")
+        }
+        if let shadow {
+            parts.append("\"shadow\":{\"version\":\(shadow.version),\"percent\":\(shadow.percent)}")
+        }
+        return parts.isEmpty ? nil : "{" + parts.joined(separator: ",") + "}"
     }
 
     /// `3=90,4=10`, as events record a split.
@@ -105,4 +122,18 @@ public enum ProductionHistory {
     public static func previous(_ stack: [Int], current: Int) -> Int? {
         stack.reversed().first { $0 != current }
     }
+}
+
+/// A shadow: `percent` of a model's routed requests mirrored to `version`.
+public struct ShadowSpec: Sendable, Equatable {
+    public var version: Int
+    public var percent: Int
+
+    public init(version: Int, percent: Int) {
+        self.version = version
+        self.percent = percent
+    }
+
+    /// `5@20%`, as events record a shadow.
+    public var description: String { "\(version)@\(percent)%" }
 }

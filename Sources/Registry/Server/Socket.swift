@@ -221,7 +221,8 @@ enum Socket {
             }
         }
         guard status == 0 else { return "unknown" }
-        return "\(String(cString: host)):\(String(cString: service))"
+        func text(_ chars: [CChar]) -> String { String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        return "\(text(host)):\(text(service))"
     }
 
     /// Raises the soft open-file limit to the hard limit: a daemon that holds thousands of

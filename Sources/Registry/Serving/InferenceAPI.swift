@@ -15,11 +15,13 @@ import Wire
 public struct InferenceAPI: Sendable {
     let router: Router
     let stats: ServingStats
+    let mirror: ShadowMirror?
     let isReady: @Sendable () -> Bool
 
-    public init(router: Router, stats: ServingStats, isReady: @escaping @Sendable () -> Bool) {
+    public init(router: Router, stats: ServingStats, mirror: ShadowMirror? = nil, isReady: @escaping @Sendable () -> Bool) {
         self.router = router
         self.stats = stats
+        self.mirror = mirror
         self.isReady = isReady
     }
 
@@ -124,13 +126,15 @@ public struct InferenceAPI: Sendable {
         let routingKey = request.headers["X-Routing-Key"] ?? decoded.routingKey
         let loaded: LoadedVersion
         let decision: RoutingDecision
+        let shadow: LoadedVersion?
         do throws(RegistryError) {
-            (loaded, decision) = try router.resolve(model: model, version: version, routingKey: routingKey)
+            (loaded, decision, shadow) = try router.route(model: model, version: version, routingKey: routingKey)
         } catch {
             stats.reject(status: error.httpStatus)
             return HTTPResponse.error(error.httpStatus, error.message)
         }
         let outputs: [String: Tensor]
+        let runStarted = DispatchTime.now().uptimeNanoseconds
         do throws(RuntimeError) {
             outputs = try loaded.session.run(decoded.inputs, outputs: decoded.outputs?.map(\.name))
         } catch {
@@ -141,8 +145,15 @@ public struct InferenceAPI: Sendable {
             record(loaded, decision, started, failed: status == 500)
             return HTTPResponse.error(status, "model '\(model)' version \(loaded.version): \(error.message)")
         }
+        let runSeconds = Double(DispatchTime.now().uptimeNanoseconds - runStarted) / 1e9
         let response = encode(decoded, outputs: outputs, model: model, loaded: loaded, decision: decision)
         record(loaded, decision, started, failed: false)
+        if let shadow, let mirror {
+            // After the answer is built; the mirror only queues (or drops) the job.
+            mirror.offer(model: model, ShadowMirror.Job(
+                shadow: shadow, inputs: decoded.inputs, outputNames: decoded.outputs?.map(\.name), primary: outputs,
+                primaryOrder: loaded.session.outputs.map(\.name), primarySeconds: runSeconds))
+        }
         return response
     }
 

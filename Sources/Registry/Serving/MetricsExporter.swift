@@ -70,6 +70,34 @@ public final class MetricsExporter: Sendable {
         for model in models { out += "registryd_loaded_versions\(labels([("model", model.name)])) \(model.loadedVersions.count)\n" }
         family("registryd_production_version", "gauge", "The production version of each model (0 when none).")
         for model in models { out += "registryd_production_version\(labels([("model", model.name)])) \(model.aliases["production"] ?? 0)\n" }
+        let shadows = lifecycle.mirror.reports().values.sorted { $0.model < $1.model }
+        func shadowFamily(_ name: String, _ type: String, _ help: String, _ value: (ShadowMirror.Report) -> String?) {
+            family(name, type, help)
+            for r in shadows {
+                if let v = value(r) { out += "\(name)\(labels([("model", r.model), ("version", String(r.version))])) \(v)\n" }
+            }
+        }
+        shadowFamily("registryd_shadow_mirrored_total", "counter", "Requests offered to the model's shadow version.") { String($0.mirrored) }
+        shadowFamily("registryd_shadow_dropped_total", "counter", "Mirrored requests dropped because the shadow queue was full.") { String($0.dropped) }
+        shadowFamily("registryd_shadow_failed_total", "counter", "Mirrored requests the shadow failed to answer comparably.") { String($0.failed) }
+        shadowFamily("registryd_shadow_compared_rows_total", "counter", "Rows whose shadow answer was compared with the served answer.") { String($0.comparedRows) }
+        shadowFamily("registryd_shadow_agreed_rows_total", "counter", "Compared rows whose top-1 answer agreed with the served one.") { String($0.agreedRows) }
+        shadowFamily("registryd_shadow_agreement_ratio", "gauge", "Agreed over compared rows (top-1 comparisons).") { $0.agreement.map { "\($0)" } }
+        shadowFamily("registryd_shadow_max_abs_diff", "gauge", "Largest absolute difference between shadow and served numeric answers.") {
+            $0.maxAbsDiff.map { $0.isFinite ? "\($0)" : "+Inf" }
+        }
+        family("registryd_shadow_run_duration_seconds", "histogram", "Model run time of the shadow version on mirrored requests.")
+        for r in shadows {
+            let base = [("model", r.model), ("version", String(r.version))]
+            var cumulative = 0
+            for (bound, count) in zip(ServingStats.bounds, r.shadowBuckets) {
+                cumulative += count
+                out += "registryd_shadow_run_duration_seconds_bucket\(labels(base + [("le", "\(bound)")])) \(cumulative)\n"
+            }
+            out += "registryd_shadow_run_duration_seconds_bucket\(labels(base + [("le", "+Inf")])) \(r.runs)\n"
+            out += "registryd_shadow_run_duration_seconds_sum\(labels(base)) \(r.shadowSeconds)\n"
+            out += "registryd_shadow_run_duration_seconds_count\(labels(base)) \(r.runs)\n"
+        }
         if let counts = connections.withLock({ $0 })?() {
             family("registryd_http_connections", "gauge", "Open HTTP connections.")
             out += "registryd_http_connections \(counts.connections)\n"

@@ -57,6 +57,8 @@ public struct RoutingTable: Sendable {
         /// Every version the catalog knows, loaded or not, with its state: a request pinned to
         /// one that is not loaded gets 503 and the state, one never recorded gets 404.
         public var known: [Int: VersionState]
+        /// A shadow version that a share of the routed requests is mirrored to.
+        public var shadow: Shadow?
 
         public init(production: LoadedVersion?, versions: [Int: LoadedVersion], arms: [Arm]? = nil, known: [Int: VersionState] = [:]) {
             self.production = production
@@ -64,6 +66,12 @@ public struct RoutingTable: Sendable {
             self.arms = arms
             self.known = known
         }
+    }
+
+    /// A shadow: `percent` of the requests routed to another version are mirrored to `version`.
+    public struct Shadow: Sendable {
+        public var version: LoadedVersion
+        public var percent: Int
     }
 
     /// One arm of a split: buckets below `upperBucket` (and at or above the previous arm's) go to `version`.
@@ -98,6 +106,16 @@ public final class Router: Sendable {
     /// The version that answers a request for `model`: `version` if given; else the split's arm
     /// for `routingKey` (random without a key); else production.
     public func resolve(model: String, version: Int? = nil, routingKey: String? = nil) throws(RegistryError) -> (LoadedVersion, RoutingDecision) {
+        let routed = try route(model: model, version: version, routingKey: routingKey)
+        return (routed.version, routed.decision)
+    }
+
+    /// ``resolve(model:version:routingKey:)``, plus the model's shadow when the request should
+    /// be mirrored to it: a routed (not pinned) request, answered by another version, drawn
+    /// with the shadow's probability.
+    public func route(model: String, version: Int? = nil, routingKey: String? = nil) throws(RegistryError)
+        -> (version: LoadedVersion, decision: RoutingDecision, mirror: LoadedVersion?)
+    {
         let routes = table.withLock { $0.models[model] }
         guard let routes else { throw RegistryError(.notFound, "model '\(model)' not found") }
         if let version {
@@ -107,16 +125,20 @@ public final class Router: Sendable {
                 }
                 throw RegistryError(.unavailable, "model '\(model)' version \(version) is not loaded (\(state.rawValue))")
             }
-            return (loaded, .pinned)
+            return (loaded, .pinned, nil)
+        }
+        func mirror(_ chosen: LoadedVersion) -> LoadedVersion? {
+            guard let shadow = routes.shadow, shadow.version !== chosen, Int.random(in: 0..<100) < shadow.percent else { return nil }
+            return shadow.version
         }
         if let arms = routes.arms, !arms.isEmpty {
             let bucket = routingKey.map(TrafficSplit.bucket(forKey:)) ?? Int.random(in: 0..<TrafficSplit.buckets)
             let arm = arms.first { bucket < $0.upperBucket } ?? arms[arms.count - 1]
-            return (arm.version, .split(version: arm.version.version, sticky: routingKey != nil))
+            return (arm.version, .split(version: arm.version.version, sticky: routingKey != nil), mirror(arm.version))
         }
         guard let production = routes.production else {
             throw RegistryError(.unavailable, "model '\(model)' has no production version serving")
         }
-        return (production, .production)
+        return (production, .production, mirror(production))
     }
 }

@@ -1,0 +1,192 @@
+import Foundation
+import Runtime
+import Wire
+import Testing
+@testable import Registry
+
+/// How shadow answers are compared: a pure function, checked on hand-made tensors.
+@Suite("shadow comparison")
+struct ShadowComparisonTests {
+    @Test("labels agree row by row; scores by argmax, with their largest difference; regressions by max abs difference")
+    func compare() throws {
+        let a = try Tensor(shape: [4], scalars: [Int64(1), 2, 3, 4])
+        let b = try Tensor(shape: [4], scalars: [Int64(1), 2, 9, 4])
+        #expect(ShadowComparison.compare(primary: a, shadow: b) == .init(method: .top1, rows: 4, agreedRows: 3, maxAbsDiff: nil))
+
+        let scores = try Tensor(shape: [2, 3], scalars: [Float(0.1), 0.7, 0.2, 0.5, 0.3, 0.2])
+        let other = try Tensor(shape: [2, 3], scalars: [Float(0.2), 0.6, 0.2, 0.25, 0.5, 0.25])
+        let outcome = try #require(ShadowComparison.compare(primary: scores, shadow: other))
+        #expect(outcome.method == .top1 && outcome.rows == 2 && outcome.agreedRows == 1)
+        #expect(abs(outcome.maxAbsDiff! - 0.25) < 1e-6)
+
+        let x = try Tensor(shape: [3, 1], scalars: [1.0, 2.0, 3.0])
+        let y = try Tensor(shape: [3, 1], scalars: [1.0, 2.5, 2.0])
+        #expect(ShadowComparison.compare(primary: x, shadow: y) == .init(method: .maxAbsDiff, rows: 3, agreedRows: 0, maxAbsDiff: 1.0))
+
+        let strings = try Tensor(shape: [2], strings: ["cat", "dog"])
+        let strings2 = try Tensor(shape: [2], strings: ["cat", "cow"])
+        #expect(ShadowComparison.compare(primary: strings, shadow: strings2)?.agreedRows == 1)
+
+        // Different shapes or types cannot be compared: the caller counts a failure.
+        #expect(ShadowComparison.compare(primary: a, shadow: try Tensor(shape: [2], scalars: [Int64(1), 2])) == nil)
+        #expect(ShadowComparison.compare(primary: a, shadow: try Tensor(shape: [4], scalars: [Int32(1), 2, 3, 4])) == nil)
+    }
+}
+
+/// Shadow traffic end to end: real daemon, real sessions, real socket.
+@Suite("shadow traffic", .serialized)
+struct ShadowTests {
+    /// digits version 1 (logistic regression) in production, version 2 (MLP) ready, version 3 a
+    /// model with other inputs.
+    func registry(queue: Int = 1024) throws -> TestRegistry {
+        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
+        registry.config.shadowQueueSize = queue
+        try registry.makeModelDirectory("digits")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 3, bytes: modelBytes("identity_float.onnx"))
+        try registry.start()
+        #expect(registry.daemon!.lifecycle.waitUntilIdle())
+        return registry
+    }
+
+    func testSplit() throws -> (features: [[Float]], agreement: Int, logreg: [Int64]) {
+        let data = FileManager.default.contents(atPath: "\(fixtures)/digits_test.json")!
+        let object = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        return ((object["features"] as! [[Double]]).map { $0.map(Float.init) }, object["agreement"] as! Int,
+                (object["logreg_predictions"] as! [NSNumber]).map(\.int64Value))
+    }
+
+    @Test("mirroring every request leaves each answer byte for byte unchanged, and the agreement is exactly the test split's")
+    func agreement() throws {
+        let registry = try registry()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        let (features, agreement, logreg) = try testSplit()
+        func answers() throws -> [[UInt8]] {
+            try features.enumerated().map { index, row in
+                let response = try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(row, id: "row-\(index)").utf8))
+                #expect(response.status == 200)
+                return response.body
+            }
+        }
+        let without = try answers()
+        #expect(without.map { label(of: HTTPResponse(status: 200, body: $0)) } == logreg.map(Optional.some))
+
+        let (status, set) = try client.json("PUT", "/v1/models/digits/shadow", #"{"version": 2, "percent": 100, "reason": "mlp candidate"}"#)
+        #expect(status == 200, "\(set)")
+        #expect(set["message"] as? String == "model 'digits': 100% of requests mirrored to version 2")
+        #expect(registry.record("digits", 2)?.state == .shadow)
+
+        let with = try answers()
+        #expect(with == without, "a shadow changed a client's answer")
+
+        let mirror = registry.daemon!.lifecycle.mirror
+        #expect(registry.wait { mirror.reports()["digits"].map { $0.runs + $0.failed + $0.dropped } == features.count } != nil)
+        let (_, report) = try client.json("GET", "/v1/models/digits/shadow")
+        #expect(report["mirrored"] as? Int == features.count && report["dropped"] as? Int == 0 && report["failed"] as? Int == 0, "\(report)")
+        #expect(report["method"] as? String == "top1" && report["output"] as? String == "label")
+        #expect(report["compared_rows"] as? Int == features.count)
+        #expect(report["agreed_rows"] as? Int == agreement, "the fixtures say logreg and mlp agree on \(agreement) of \(features.count) rows")
+        #expect(abs((report["agreement"] as? Double ?? 0) - Double(agreement) / Double(features.count)) < 1e-12)
+        #expect((report["shadow_mean_seconds"] as? Double ?? 0) > 0 && (report["primary_mean_seconds"] as? Double ?? 0) > 0)
+
+        // The model listing and the metrics carry the same figures.
+        let (_, model) = try client.json("GET", "/v1/models/digits")
+        #expect((model["shadow"] as? [String: Any])?["agreed_rows"] as? Int == agreement)
+        let scraped = try client.send("GET", "/metrics").body
+        let checked = try runWithInput(["/usr/bin/promtool", "check", "metrics"], input: scraped)
+        #expect(checked.status == 0, "promtool: \(checked.output)")
+        let metrics = String(decoding: scraped, as: UTF8.self)
+        #expect(metrics.contains("registryd_shadow_agreed_rows_total{model=\"digits\",version=\"2\"} \(agreement)"))
+        #expect(metrics.contains("registryd_shadow_dropped_total{model=\"digits\",version=\"2\"} 0"))
+        #expect(metrics.contains("registryd_shadow_run_duration_seconds_count{model=\"digits\",version=\"2\"} \(features.count)"))
+    }
+
+    @Test("a pinned request is never mirrored; the share mirrored follows the percent")
+    func share() throws {
+        let registry = try registry()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        let row = try testSplit().features[0]
+        #expect(try client.json("PUT", "/v1/models/digits/shadow", #"{"version": 2, "percent": 100}"#).0 == 200)
+        for _ in 0..<50 {
+            #expect(try client.send("POST", "/v2/models/digits/versions/1/infer", body: Array(digitsBody(row).utf8)).status == 200)
+        }
+        #expect(registry.daemon!.lifecycle.mirror.reports()["digits"]?.mirrored == 0)
+
+        #expect(try client.json("PUT", "/v1/models/digits/shadow", #"{"version": 2, "percent": 20}"#).0 == 200)
+        for _ in 0..<2000 {
+            #expect(try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(row).utf8)).status == 200)
+        }
+        let mirrored = registry.daemon!.lifecycle.mirror.reports()["digits"]?.mirrored ?? 0
+        // Binomial(2000, 0.2): mean 400, standard deviation 17.9; 6 sigma either side.
+        #expect((293...507).contains(mirrored), "\(mirrored) of 2000 mirrored at 20%")
+    }
+
+    @Test("the queue is bounded: past its capacity mirrors are dropped and counted, and a stopped mirror runs nothing")
+    func boundedQueue() throws {
+        let registry = try registry()
+        let routes = try #require(registry.daemon!.router.current.models["digits"])
+        let shadow = try #require(routes.versions[2])
+        let primary = try #require(routes.versions[1])
+        let row = try testSplit().features[0]
+        let inputs = ["input": try Tensor(shape: [1, 64], scalars: row)]
+        let outputs = try primary.session.run(inputs)
+        let mirror = ShadowMirror(capacity: 3)
+        mirror.configure(model: "digits", version: 2, percent: 100)
+        let job = ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: outputs,
+                                   primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
+        for _ in 0..<10 { mirror.offer(model: "digits", job) }  // not started: nothing drains the queue
+        var report = try #require(mirror.reports()["digits"])
+        #expect(report.mirrored == 10 && report.dropped == 7 && mirror.queued == 3)
+        mirror.start()
+        #expect(registry.wait { mirror.reports()["digits"]?.runs == 3 } != nil)
+        report = try #require(mirror.reports()["digits"])
+        #expect(report.comparedRows == 3 && report.method == "top1")
+        mirror.stop()
+        mirror.offer(model: "digits", job)
+        #expect(mirror.reports()["digits"]?.mirrored == 10, "a stopped mirror accepts nothing")
+        // A job for another version than the configured shadow is ignored (the shadow changed meanwhile).
+        mirror.configure(model: "digits", version: 3, percent: 100)
+        #expect(mirror.reports()["digits"]?.mirrored == 0)
+    }
+
+    @Test("refusals name the problem; the shadow is recorded, survives a restart, and ends with --off or the version's promotion")
+    func control() throws {
+        let registry = try registry()
+        var client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        func put(_ body: String) throws -> (Int, String) {
+            let (status, object) = try client.json("PUT", "/v1/models/digits/shadow", body)
+            return (status, object["error"] as? String ?? "")
+        }
+        #expect(try put(#"{"version": 2, "percent": 0}"#) == (400, "shadow percent 0 is outside 1...100"))
+        #expect(try put(#"{"version": 2, "percnt": 5}"#).0 == 400)
+        #expect(try put(#"{"version": 9}"#) == (404, "model 'digits' version 9 not found"))
+        #expect(try put(#"{"version": 1}"#) == (409, "model 'digits' version 1 is production: it already answers the requests a shadow would mirror"))
+        let incompatible = try put(#"{"version": 3}"#)
+        #expect(incompatible.0 == 409 && incompatible.1.contains("cannot shadow production version 1: input 'input' is missing"), "\(incompatible)")
+        #expect(try client.json("GET", "/v1/models/digits/shadow").0 == 404)
+        #expect(try client.json("DELETE", "/v1/models/digits/shadow").0 == 404)
+
+        #expect(try put(#"{"version": 2, "percent": 30, "reason": "try mlp"}"#).0 == 200)
+        let event = try #require(try registry.daemon!.catalog.events(model: "digits", actions: ["shadow"]).last)
+        #expect(event.draft.after == "2@30%" && event.draft.reason == "try mlp" && event.draft.actor.hasPrefix("uid="))
+
+        registry.stop()
+        try registry.start()
+        client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        let (status, restored) = try client.json("GET", "/v1/models/digits/shadow")
+        #expect(status == 200 && restored["version"] as? Int == 2 && restored["percent"] as? Int == 30, "\(restored)")
+        #expect(registry.daemon!.router.current.models["digits"]?.shadow?.version.version == 2)
+        #expect(registry.record("digits", 2)?.state == .shadow)
+
+        let (ended, _) = try client.json("DELETE", "/v1/models/digits/shadow", #"{"reason": "enough"}"#)
+        #expect(ended == 200 && registry.record("digits", 2)?.state == .ready)
+        #expect(registry.daemon!.router.current.models["digits"]?.shadow == nil)
+
+        #expect(try put(#"{"version": 2, "percent": 30}"#).0 == 200)
+        #expect(try client.json("POST", "/v1/models/digits/promote", #"{"version": 2}"#).0 == 200)
+        #expect(try client.json("GET", "/v1/models/digits/shadow").0 == 404, "promoting the shadow version ends the shadow")
+        #expect(registry.record("digits", 2)?.state == .live)
+        #expect(try registry.daemon!.catalog.events(model: "digits", actions: ["shadow"]).last?.draft.reason == "ended by the promotion of version 2")
+    }
+}
