@@ -1,7 +1,9 @@
 -- registryd catalog schema: the single source of truth.
 -- The daemon embeds this exact text (Sources/Registry/Catalog/Schema.swift, checked by a test)
 -- and applies it to a new database in one IMMEDIATE transaction. PRAGMA user_version records
--- the schema version; a database from a newer registryd is refused, never altered.
+-- the schema version; a database from a newer registryd is refused, never altered. An older
+-- catalog is brought up to date by the steps in Catalog.migrations, each in its own transaction
+-- (a test proves that migrating the previous schema gives exactly this one).
 -- Times are seconds since 1970 (REAL, UTC).
 
 -- One row per model name ever seen under the model root.
@@ -96,9 +98,23 @@ CREATE TABLE events (
 ) STRICT;
 CREATE INDEX events_by_model ON events(model, at);
 
+-- Serving statistics per model version and minute, aggregated in memory by the serving path
+-- and flushed here in batches (every stats_flush_seconds, and at shutdown), never per request.
+-- Rows older than stats_retention_hours are deleted at each flush.
+CREATE TABLE serving_stats (
+    model     TEXT    NOT NULL,
+    version   INTEGER NOT NULL,
+    minute    INTEGER NOT NULL,          -- floor(seconds since 1970 / 60)
+    requests  INTEGER NOT NULL,
+    errors    INTEGER NOT NULL,
+    seconds   REAL    NOT NULL,          -- summed latency
+    buckets   TEXT    NOT NULL,          -- JSON array: latency histogram counts (ServingStats.bounds)
+    PRIMARY KEY (model, version, minute)
+) STRICT;
+
 CREATE TRIGGER events_are_append_only_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER events_are_append_only_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

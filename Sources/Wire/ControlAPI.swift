@@ -67,6 +67,34 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     }
 }
 
+/// One model version's requests during one minute, from `GET /v1/models/{m}/stats`.
+public struct StatsPoint: Codable, Sendable, Equatable {
+    public var version: Int
+    /// The minute's start, seconds since 1970, and as ISO 8601.
+    public var at: Double
+    public var time: String
+    public var requests: Int
+    public var errors: Int
+    public var meanSeconds: Double?
+    /// Upper bound of the latency bucket holding the 99th percentile.
+    public var p99Seconds: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case version, at, time, requests, errors
+        case meanSeconds = "mean_seconds", p99Seconds = "p99_seconds"
+    }
+
+    public init(version: Int, at: Double, time: String, requests: Int, errors: Int, meanSeconds: Double?, p99Seconds: Double?) {
+        self.version = version
+        self.at = at
+        self.time = time
+        self.requests = requests
+        self.errors = errors
+        self.meanSeconds = meanSeconds
+        self.p99Seconds = p99Seconds
+    }
+}
+
 /// `PUT /v1/models/{m}/shadow`: mirror `percent` (1...100, default 10) of the routed requests to `version`.
 public struct ShadowRequest: Codable, Sendable, Equatable {
     public var version: Int

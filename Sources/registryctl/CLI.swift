@@ -45,7 +45,10 @@ struct CommandFailure: Error {
     var message: String
 }
 
-final class Command {
+// @unchecked Sendable: the command tree is built once at start-up, before anything else runs,
+// and only read afterwards, on the main thread (registryctl has no other threads); errors carry
+// a reference to print the command's usage.
+final class Command: @unchecked Sendable {
     let name: String
     let abstract: String
     let discussion: String?

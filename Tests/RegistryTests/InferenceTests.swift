@@ -260,6 +260,7 @@ struct MetricsTests {
     func metrics() throws {
         let registry = TestRegistry()
         registry.config.listen = "127.0.0.1:0"
+        registry.config.statsFlushSeconds = 3600  // only the explicit flush below writes
         try registry.makeModelDirectory("digits")
         try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
         try registry.start()
@@ -283,6 +284,14 @@ struct MetricsTests {
         ] {
             #expect(text.contains(line + "\n"), "missing '\(line)' in\n\(text)")
         }
+        // The serving path wrote nothing to SQLite; a batched flush writes the minute's counts.
+        let stats = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        #expect(try stats.send("GET", "/v1/models/digits/stats").body == Array("[]".utf8))
+        registry.daemon!.lifecycle.flushStats()
+        let points = try JSONSerialization.jsonObject(with: Data(try stats.send("GET", "/v1/models/digits/stats?minutes=5").body)) as? [[String: Any]]
+        #expect(points?.count == 1 && points?.first?["requests"] as? Int == 5 && points?.first?["version"] as? Int == 1, "\(points ?? [])")
+        #expect(try stats.json("GET", "/v1/models/digits/stats?minutes=0").0 == 400)
+        #expect(try stats.json("GET", "/v1/models/nope/stats").0 == 404)
         // Prometheus's own checker accepts it (promtool, from Debian's prometheus package).
         let checked = try runWithInput(["/usr/bin/promtool", "check", "metrics"], input: response.body)
         #expect(checked.status == 0, "promtool: \(checked.output)")

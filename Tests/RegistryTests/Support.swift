@@ -192,3 +192,11 @@ final class ManualClock: RegistryClock {
     func now() -> Double { Date().timeIntervalSince1970 + offset.withLock { $0 } }
     func advance(by seconds: Double) { offset.withLock { $0 += seconds } }
 }
+
+/// A clock that moves only when told: for tests where a minute boundary must not fall at random.
+final class FixedClock: RegistryClock {
+    private let time: Mutex<Double>
+    init(_ start: Double) { time = Mutex(start) }
+    func now() -> Double { time.withLock { $0 } }
+    func advance(by seconds: Double) { time.withLock { $0 += seconds } }
+}

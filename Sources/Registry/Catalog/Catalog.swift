@@ -25,22 +25,53 @@ public final class Catalog: @unchecked Sendable {
         self.path = path
     }
 
-    /// Applies `schema.sql` to an empty database, in one IMMEDIATE transaction; refuses a
+    /// Steps that bring an older catalog to the current schema: each takes `user_version` from
+    /// `to - 1` to `to`, in its own IMMEDIATE transaction. A test proves that applying them to the
+    /// previous schema gives exactly `schema.sql`'s tables, indexes and triggers.
+    static let migrations: [(to: Int, sql: String)] = [
+        (2, """
+            CREATE TABLE serving_stats (
+                model     TEXT    NOT NULL,
+                version   INTEGER NOT NULL,
+                minute    INTEGER NOT NULL,          -- floor(seconds since 1970 / 60)
+                requests  INTEGER NOT NULL,
+                errors    INTEGER NOT NULL,
+                seconds   REAL    NOT NULL,          -- summed latency
+                buckets   TEXT    NOT NULL,          -- JSON array: latency histogram counts (ServingStats.bounds)
+                PRIMARY KEY (model, version, minute)
+            ) STRICT;
+            PRAGMA user_version = 2;
+            """),
+    ]
+
+    /// Applies `schema.sql` to an empty database, or the migrations to an older one; refuses a
     /// database written by a newer registryd.
     static func migrate(_ db: Database) throws(RegistryError) {
+        var current: Int64 = 0
         try db.transaction { () throws(RegistryError) in
             let version = try db.scalarInt("PRAGMA user_version") ?? 0
-            if version == Int64(Schema.version) { return }
+            current = version
             guard version == 0 else {
-                throw RegistryError(
-                    .database,
-                    "the catalog '\(db.path)' has schema version \(version); this registryd knows \(Schema.version). Use the registryd that wrote it, or restore a backup")
+                if version > Int64(Schema.version) {
+                    throw RegistryError(
+                        .database,
+                        "the catalog '\(db.path)' has schema version \(version); this registryd knows \(Schema.version). Use the registryd that wrote it, or restore a backup")
+                }
+                return
             }
             let tables = try db.scalarInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table'") ?? 0
             guard tables == 0 else {
                 throw RegistryError(.database, "the catalog '\(db.path)' has tables but no schema version: it is not a registryd catalog")
             }
             try db.execute(Schema.sql)
+            current = Int64(Schema.version)
+        }
+        for step in migrations where step.to > current {
+            try db.transaction { () throws(RegistryError) in
+                // Checked again inside the transaction: another process may have migrated meanwhile.
+                guard try db.scalarInt("PRAGMA user_version") == Int64(step.to - 1) else { return }
+                try db.execute(step.sql)
+            }
         }
     }
 
@@ -208,6 +239,54 @@ public final class Catalog: @unchecked Sendable {
             try Catalog.update(states, of: model, at: now, in: db)
             return try Catalog.append(event, at: now, in: db)
         }
+    }
+
+    // MARK: Serving statistics
+
+    /// Adds per-minute serving counters to the stored ones (one transaction for the batch) and
+    /// deletes rows older than `retainAfterMinute`.
+    public func flushStats(_ rows: [ServingStats.MinuteRow], retainAfterMinute: Int64) throws(RegistryError) {
+        try write { db throws(RegistryError) in
+            for row in rows {
+                var buckets = row.series.buckets
+                try db.query("SELECT buckets FROM serving_stats WHERE model = ? AND version = ? AND minute = ?",
+                             [.text(row.model), .int(Int64(row.version)), .int(row.minute)]) { stored in
+                    let old = Catalog.parseBuckets(stored.text(0) ?? "")
+                    for i in buckets.indices where i < old.count { buckets[i] += old[i] }
+                }
+                try db.run(
+                    """
+                    INSERT INTO serving_stats(model, version, minute, requests, errors, seconds, buckets) VALUES (?,?,?,?,?,?,?)
+                    ON CONFLICT(model, version, minute) DO UPDATE SET requests = requests + excluded.requests,
+                        errors = errors + excluded.errors, seconds = seconds + excluded.seconds, buckets = excluded.buckets
+                    """,
+                    [.text(row.model), .int(Int64(row.version)), .int(row.minute), .int(Int64(row.series.requests)),
+                     .int(Int64(row.series.errors)), .double(row.series.seconds), .text("[" + buckets.map(String.init).joined(separator: ",") + "]")])
+            }
+            try db.run("DELETE FROM serving_stats WHERE minute < ?", [.int(retainAfterMinute)])
+        }
+    }
+
+    /// Stored per-minute counters of `model` from `sinceMinute` on, oldest first.
+    public func stats(model: String, sinceMinute: Int64) throws(RegistryError) -> [ServingStats.MinuteRow] {
+        try read { db throws(RegistryError) in
+            var out: [ServingStats.MinuteRow] = []
+            try db.query("SELECT version, minute, requests, errors, seconds, buckets FROM serving_stats WHERE model = ? AND minute >= ? ORDER BY minute, version",
+                         [.text(model), .int(sinceMinute)]) { row in
+                var series = ServingStats.Series()
+                series.requests = Int(row.int(2) ?? 0)
+                series.errors = Int(row.int(3) ?? 0)
+                series.seconds = row.double(4) ?? 0
+                let buckets = Catalog.parseBuckets(row.text(5) ?? "")
+                if buckets.count == series.buckets.count { series.buckets = buckets }
+                out.append(ServingStats.MinuteRow(model: model, version: Int(row.int(0) ?? 0), minute: row.int(1) ?? 0, series: series))
+            }
+            return out
+        }
+    }
+
+    static func parseBuckets(_ text: String) -> [Int] {
+        text.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).split(separator: ",").compactMap { Int($0) }
     }
 
     // MARK: Rollouts

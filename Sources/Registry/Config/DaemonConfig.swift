@@ -39,6 +39,10 @@ public struct DaemonConfig: Sendable, Equatable {
     public var idleTimeoutSeconds: Double = 300
     /// Mirrored requests waiting for the shadow; beyond this they are dropped (and counted).
     public var shadowQueueSize: Int = 256
+    /// How often the in-memory serving statistics are written to the catalog, and how long
+    /// they are kept there.
+    public var statsFlushSeconds: Double = 10
+    public var statsRetentionHours: Double = 168
     /// Ed25519 public keys (raw 32 bytes, base64) that may sign artifacts, by key name.
     public var trustedKeys: [String: String]
     /// Per-model policies, by model name; models without a file get ``ModelPolicy/default``.
@@ -121,6 +125,8 @@ public struct DaemonConfig: Sendable, Equatable {
         config.requestTimeoutSeconds = try r.double("request_timeout_seconds", in: 0.1...3600) ?? 30
         config.idleTimeoutSeconds = try r.double("idle_timeout_seconds", in: 1...86400) ?? 300
         config.shadowQueueSize = try r.int("shadow_queue_size", in: 1...65536) ?? 256
+        config.statsFlushSeconds = try r.double("stats_flush_seconds", in: 0.1...3600) ?? 10
+        config.statsRetentionHours = try r.double("stats_retention_hours", in: 1...87600) ?? 168
         config.trustedKeys = try r.stringMap("trusted_keys") ?? [:]
         for (name, key) in config.trustedKeys {
             guard let raw = Data(base64Encoded: key), raw.count == 32 else {

@@ -125,6 +125,20 @@ public struct ControlAPI: Sendable {
         case ("DELETE", 1, "shadow"):
             let body = try decode(ReasonRequest.self, request, keys: ["reason"])
             return result("shadow", try lifecycle.setShadow(model: model, version: nil, percent: 0, actor: actor, reason: body.reason ?? ""))
+        case ("GET", 1, "stats"):
+            var minutes = 60
+            if let text = request.queryValue("minutes") {
+                guard let value = Int(text), (1...100_000).contains(value) else { throw RegistryError(.invalidArgument, "'minutes' must be an integer in 1...100000") }
+                minutes = value
+            }
+            guard lifecycle.snapshot().models.contains(where: { $0.name == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
+            let since = Int64((Date().timeIntervalSince1970 / 60).rounded(.down)) - Int64(minutes) + 1
+            return ok(try catalog.stats(model: model, sinceMinute: since).map { row in
+                let window = WindowStats(row.series)
+                return StatsPoint(version: row.version, at: Double(row.minute) * 60, time: APICoding.time(Double(row.minute) * 60),
+                                  requests: row.series.requests, errors: row.series.errors,
+                                  meanSeconds: row.series.requests > 0 ? row.series.seconds / Double(row.series.requests) : nil, p99Seconds: window.p99)
+            })
         case ("GET", 1, "shadow"):
             guard let info = try models().first(where: { $0.name == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
             guard let shadow = info.shadow else { throw RegistryError(.notFound, "model '\(model)' has no shadow in force") }

@@ -23,8 +23,9 @@ public final class Lifecycle: @unchecked Sendable {
     public let config: DaemonConfig
     public let catalog: Catalog
     public let router: Router
-    /// Serving statistics, which rollouts judge; the serving path records into them.
-    public let stats = ServingStats()
+    /// Serving statistics, which rollouts judge; the serving path records into them, and a
+    /// timer flushes them to the catalog in batches.
+    public let stats: ServingStats
     /// Shadow traffic: the serving path offers mirrored requests, the control API reads reports.
     public let mirror: ShadowMirror
     let log: Log
@@ -54,6 +55,9 @@ public final class Lifecycle: @unchecked Sendable {
     var rollouts: [String: RolloutRecord] = [:]
     var rolloutSeen: [String: (canary: WindowStats, baseline: WindowStats)] = [:]
     private var rolloutTimer: DispatchSourceTimer?
+    private var statsTimer: DispatchSourceTimer?
+    /// Serialises flushes (the timer's and the final one at stop).
+    private let flushQueue = DispatchQueue(label: "registryd.stats-flush")
     private var reportedProblems: Set<String> = []
     private var rescanScheduled = false
     private var settleRecheckScheduled = false
@@ -72,6 +76,7 @@ public final class Lifecycle: @unchecked Sendable {
         self.verifier = ArtifactVerifier(trustedKeys: config.trustedKeys)
         self.directory = ModelDirectory(root: config.modelRoot)
         self.mirror = ShadowMirror(capacity: config.shadowQueueSize)
+        self.stats = ServingStats(clock: clock)
     }
 
     // MARK: Start and stop
@@ -106,9 +111,14 @@ public final class Lifecycle: @unchecked Sendable {
         rolloutTimer.schedule(deadline: .now() + 1, repeating: 1)
         rolloutTimer.setEventHandler { [weak self] in self?.rolloutTick() }
         rolloutTimer.resume()
+        let statsTimer = DispatchSource.makeTimerSource(queue: flushQueue)
+        statsTimer.schedule(deadline: .now() + config.statsFlushSeconds, repeating: config.statsFlushSeconds)
+        statsTimer.setEventHandler { [weak self] in self?.flushStatsLocked() }
+        statsTimer.resume()
         queue.sync {
             self.timer = timer
             self.rolloutTimer = rolloutTimer
+            self.statsTimer = statsTimer
         }
     }
 
@@ -123,9 +133,29 @@ public final class Lifecycle: @unchecked Sendable {
             timer = nil
             rolloutTimer?.cancel()
             rolloutTimer = nil
+            statsTimer?.cancel()
+            statsTimer = nil
         }
         loaderQueue.sync {}
         queue.sync {}
+        flushStats()
+    }
+
+    /// Writes the serving statistics gathered since the last flush to the catalog, in one
+    /// transaction. On failure (a full disk) the counts are kept in memory for the next try.
+    public func flushStats() {
+        flushQueue.sync { flushStatsLocked() }
+    }
+
+    private func flushStatsLocked() {
+        let rows = stats.takePending()
+        let oldest = Int64(((clock.now() - config.statsRetentionHours * 3600) / 60).rounded(.down))
+        do throws(RegistryError) {
+            try catalog.flushStats(rows, retainAfterMinute: oldest)
+        } catch {
+            stats.restorePending(rows)
+            log.error("serving statistics not flushed; kept in memory for the next try", ["error": error.message, "rows": rows.count])
+        }
     }
 
     /// Waits until no admission is in flight and no settle recheck or rescan is pending

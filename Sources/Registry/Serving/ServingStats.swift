@@ -19,20 +19,39 @@ public final class ServingStats: Sendable {
         var version: Int
     }
 
+    /// One model version's requests during one minute (`minute` = seconds since 1970 / 60).
+    public struct MinuteRow: Sendable, Equatable {
+        public var model: String
+        public var version: Int
+        public var minute: Int64
+        public var series: Series
+    }
+
+    struct MinuteKey: Hashable, Sendable {
+        var key: Key
+        var minute: Int64
+    }
+
     private struct State: Sendable {
         var series: [Key: Series] = [:]
+        /// Per-minute counters not yet flushed to the catalog.
+        var pending: [MinuteKey: Series] = [:]
         var decisions: [String: [String: Int]] = [:]
         /// Requests refused before a version was chosen (unknown model, bad request...).
         var rejected: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
+    private let clock: any RegistryClock
 
-    public init() {}
+    public init(clock: any RegistryClock = SystemClock()) {
+        self.clock = clock
+    }
 
     /// Records one request answered (or failed) by `version` of `model`.
     public func record(model: String, version: Int, seconds: Double, failed: Bool, decision: String) {
         let bucket = ServingStats.bounds.firstIndex { seconds <= $0 }
+        let minute = Int64((clock.now() / 60).rounded(.down))
         state.withLock { state in
             func update(_ series: inout Series) {
                 series.requests += 1
@@ -40,8 +59,35 @@ public final class ServingStats: Sendable {
                 series.seconds += seconds
                 if let bucket { series.buckets[bucket] += 1 }
             }
-            update(&state.series[Key(model: model, version: version), default: Series()])
+            let key = Key(model: model, version: version)
+            update(&state.series[key, default: Series()])
+            update(&state.pending[MinuteKey(key: key, minute: minute), default: Series()])
             state.decisions[model, default: [:]][decision, default: 0] += 1
+        }
+    }
+
+    /// Takes the per-minute counters gathered since the last call, for a batched flush.
+    public func takePending() -> [MinuteRow] {
+        let pending = state.withLock { state -> [MinuteKey: Series] in
+            defer { state.pending.removeAll(keepingCapacity: true) }
+            return state.pending
+        }
+        return pending.map { MinuteRow(model: $0.key.key.model, version: $0.key.key.version, minute: $0.key.minute, series: $0.value) }
+            .sorted { ($0.minute, $0.model, $0.version) < ($1.minute, $1.model, $1.version) }
+    }
+
+    /// Puts rows back after a failed flush, so that nothing is lost (they merge with newer counts).
+    public func restorePending(_ rows: [MinuteRow]) {
+        state.withLock { state in
+            for row in rows {
+                let key = MinuteKey(key: Key(model: row.model, version: row.version), minute: row.minute)
+                var merged = state.pending[key] ?? Series()
+                merged.requests += row.series.requests
+                merged.errors += row.series.errors
+                merged.seconds += row.series.seconds
+                for i in merged.buckets.indices { merged.buckets[i] += row.series.buckets[i] }
+                state.pending[key] = merged
+            }
         }
     }
 
