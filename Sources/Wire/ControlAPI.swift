@@ -185,13 +185,25 @@ public struct VersionDetail: Codable, Sendable, Equatable {
     public var outputs: [TensorMeta]?
     /// The manifest as recorded, verbatim JSON text.
     public var manifest: String?
+    /// When loaded: the memory estimated from the file before the load, and the growth of the
+    /// daemon's resident memory measured around the load. The budget counts the larger.
+    public var memoryEstimateBytes: Int64?
+    public var memoryMeasuredBytes: Int64?
 
-    public init(model: String, info: VersionInfo, inputs: [TensorMeta]?, outputs: [TensorMeta]?, manifest: String?) {
+    enum CodingKeys: String, CodingKey {
+        case model, info, inputs, outputs, manifest
+        case memoryEstimateBytes = "memory_estimate_bytes", memoryMeasuredBytes = "memory_measured_bytes"
+    }
+
+    public init(model: String, info: VersionInfo, inputs: [TensorMeta]?, outputs: [TensorMeta]?, manifest: String?,
+                memoryEstimateBytes: Int64? = nil, memoryMeasuredBytes: Int64? = nil) {
         self.model = model
         self.info = info
         self.inputs = inputs
         self.outputs = outputs
         self.manifest = manifest
+        self.memoryEstimateBytes = memoryEstimateBytes
+        self.memoryMeasuredBytes = memoryMeasuredBytes
     }
 }
 

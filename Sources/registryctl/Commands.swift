@@ -165,6 +165,10 @@ func makeRoot() -> Command {
             for (label, tensors) in [("input", detail.inputs), ("output", detail.outputs)] {
                 for t in tensors ?? [] { rows.append([label, "\(t.name) \(t.datatype) [\(t.shape.map(String.init).joined(separator: ","))]"]) }
             }
+            if let estimate = detail.memoryEstimateBytes {
+                rows.append(["memory", String(format: "estimate %.1f MiB, measured %@", Double(estimate) / 1_048_576,
+                                              detail.memoryMeasuredBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "-")])
+            }
             if let manifest = detail.manifest { rows.append(["manifest", manifest]) }
             return rows.map { $0[0].padding(toLength: 11, withPad: " ", startingAt: 0) + " " + $0[1] }.joined(separator: "\n")
         }

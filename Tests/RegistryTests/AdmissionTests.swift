@@ -141,6 +141,28 @@ struct AdmissionTests {
         #expect(Set(table.models["digits"]?.versions.keys.map { $0 } ?? []) == [7])
     }
 
+    @Test("the manifest's sample_inputs are the warm-up run: real rows pass, a row the model refuses fails the version, a malformed one names the key")
+    func sampleInputs() throws {
+        let registry = TestRegistry()
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        func manifest(_ first: Int, datatype: String = "FP32") -> String {
+            #"{"sample_inputs": {"inputs": [{"name": "input", "datatype": "\#(datatype)", "shape": [1, 64], "data": [\#(([first] + Array(repeating: 0, count: 63)).map(String.init).joined(separator: ","))]}]}}"#
+        }
+        // digits_faulty runs on zeros but fails at Run when feature 0 is outside 0...16.
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_faulty.onnx"), manifest: manifest(3))
+        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_faulty.onnx", variant: 2), manifest: manifest(100))
+        #expect(registry.waitForState("digits", 2, [.failed]) != nil)
+        let reason = registry.record("digits", 2)?.reason ?? ""
+        #expect(reason.hasPrefix("warm-up run on the manifest's sample_inputs failed:"), "\(reason)")
+        try dropAtomically(root: registry.root, model: "digits", version: 3, bytes: modelBytes("digits_logreg.onnx"), manifest: manifest(1, datatype: "FP99"))
+        #expect(registry.waitForState("digits", 3, [.failed, .quarantined]) != nil)
+        let malformed = registry.record("digits", 3)?.reason ?? ""
+        #expect(malformed.contains("manifest.json: key 'sample_inputs':") && malformed.contains("FP99"), "\(malformed)")
+        #expect(registry.daemon!.router.current.models["digits"]?.production?.version == 1)
+    }
+
     @Test("a policy that requires signatures quarantines an unsigned version")
     func signatureRequired() throws {
         let keys = try Ed25519.generateKeyPair()

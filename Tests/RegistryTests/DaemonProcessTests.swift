@@ -47,6 +47,41 @@ struct DaemonProcessTests {
         #expect(help.status == 0 && help.output.contains("USAGE: registryd"))
     }
 
+    @Test("an artifact the daemon cannot read ends failed with a reason naming the permission problem; the daemon keeps serving")
+    func unreadable() throws {
+        let dir = TempDirectory()
+        let config = try writeConfig(dir)
+        try dropAtomically(root: "\(dir.path)/models", model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        // Root reads any file: run the daemon as 'nobody', owning its directory but not version 2's file.
+        #expect(try run(["/bin/chown", "-R", "65534:65534", dir.path]).status == 0)
+        #expect(chmod(dir.path, 0o755) == 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", DaemonProcessTests.binary, "--config", config]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { _ = terminate(process) }
+        let catalogPath = "\(dir.path)/catalog.sqlite"
+        #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 1)) == "live" })
+
+        let staging = "\(dir.path)/models/digits/.staging-2"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try modelBytes("digits_mlp.onnx").write(to: URL(fileURLWithPath: "\(staging)/model.onnx"))
+        #expect(chmod("\(staging)/model.onnx", 0o600) == 0)  // owned by root, unreadable for nobody
+        #expect(rename(staging, "\(dir.path)/models/digits/2") == 0)
+        #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 2)) == "failed" })
+        let db = try Database(path: catalogPath)
+        let reason = try db.scalarText("SELECT reason FROM versions WHERE model = 'digits' AND version = 2") ?? ""
+        db.close()
+        #expect(reason.lowercased().contains("permission denied") && reason.contains("model.onnx"), "\(reason)")
+        #expect(process.isRunning)
+        let ctl = "\(repositoryRoot)/.build/debug/registryctl"
+        let served = try run([ctl, "--socket", "\(dir.path)/s.sock", "predict", "digits", "--input", "input=" + (try digitsRow(0).0.map { String(Int($0)) }.joined(separator: ","))])
+        #expect(served.status == 0 && served.output.contains("version 1"), "\(served.output)")
+        #expect(try Catalog.peekState(catalogPath, "digits", 1) == "live")
+    }
+
     @Test("SIGTERM stops the daemon cleanly with exit 0")
     func sigterm() throws {
         let dir = TempDirectory()

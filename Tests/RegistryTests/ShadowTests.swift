@@ -190,3 +190,4 @@ struct ShadowTests {
         #expect(try registry.daemon!.catalog.events(model: "digits", actions: ["shadow"]).last?.draft.reason == "ended by the promotion of version 2")
     }
 }
+

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// `manifest.json`, optional beside a `model.onnx`: what the team that made the model says of it.
 public struct Manifest: Sendable, Equatable {
@@ -11,14 +12,18 @@ public struct Manifest: Sendable, Equatable {
     public var signatureFile: String?
     /// Free-form metadata, kept as JSON text.
     public var metadataJSON: String?
+    /// Inputs for the warm-up run, as a KServe v2 JSON request body (`{"inputs": [...]}`), used
+    /// instead of zeros: a model whose zeros are meaningless (or refused) warms up on real data.
+    public var sampleInputsJSON: String?
 
     public init(description: String? = nil, labels: [String: [String]] = [:], sha256: String? = nil,
-                signatureFile: String? = nil, metadataJSON: String? = nil) {
+                signatureFile: String? = nil, metadataJSON: String? = nil, sampleInputsJSON: String? = nil) {
         self.description = description
         self.labels = labels
         self.sha256 = sha256
         self.signatureFile = signatureFile
         self.metadataJSON = metadataJSON
+        self.sampleInputsJSON = sampleInputsJSON
     }
 
     /// Parses and validates a manifest; every error names the file and the key.
@@ -60,7 +65,24 @@ public struct Manifest: Sendable, Equatable {
             let json = try? JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
             manifest.metadataJSON = json.map { String(decoding: $0, as: UTF8.self) }
         }
+        if let sample = r.any("sample_inputs") {
+            guard sample is [String: Any], let json = try? JSONSerialization.data(withJSONObject: sample, options: [.sortedKeys]) else {
+                throw RegistryError(.invalidConfiguration, "\(file): key 'sample_inputs': expected a KServe v2 request object {\"inputs\": [...]}, got \(ConfigReader.describe(sample))")
+            }
+            do throws(InferenceRequest.Failure) {
+                _ = try InferenceRequest.decode(Array(json), headerLength: nil)
+            } catch {
+                throw RegistryError(.invalidConfiguration, "\(file): key 'sample_inputs': \(error.message)")
+            }
+            manifest.sampleInputsJSON = String(decoding: json, as: UTF8.self)
+        }
         try r.finish()
         return manifest
+    }
+
+    /// The sample inputs as tensors (validated when the manifest was parsed).
+    func sampleInputs() -> [String: Tensor]? {
+        guard let text = sampleInputsJSON else { return nil }
+        return try? InferenceRequest.decode(Array(text.utf8), headerLength: nil).inputs
     }
 }

@@ -208,7 +208,7 @@ public struct ControlAPI: Sendable {
         return VersionDetail(model: model, info: versionInfo,
                              inputs: loaded.map { $0.session.inputs.map(ControlAPI.meta) },
                              outputs: loaded.map { $0.session.outputs.map(ControlAPI.meta) },
-                             manifest: record?.manifest)
+                             manifest: record?.manifest, memoryEstimateBytes: loaded?.estimatedBytes, memoryMeasuredBytes: loaded?.measuredBytes)
     }
 
     static func info(_ r: RolloutRecord) -> RolloutInfo {

@@ -328,10 +328,11 @@ extension Lifecycle {
             throw RegistryError(.verificationFailed, "model '\(key.model)' version \(key.version): artifact bytes changed since admission (recorded \(record.sha256 ?? "?"), found \(digest.hex)); not loading it")
         }
         let started = clock.now()
-        let session = try loader.load(path: record.path)
+        let manifest = record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) }
+        let session = try loader.load(path: record.path, manifest: manifest)
         loaded[key] = LoadedVersion(model: key.model, version: key.version, sha256: digest.hex, session: session,
-                                    manifest: record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) },
-                                    loadedAt: clock.now(), estimatedBytes: Lifecycle.estimate(size: digest.size))
+                                    manifest: manifest,
+                                    loadedAt: clock.now(), estimatedBytes: MemoryBudget.estimate(size: digest.size))
         try transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", clock.now() - started), action: "ready")
     }
 

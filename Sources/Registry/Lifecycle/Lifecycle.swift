@@ -258,11 +258,12 @@ public final class Lifecycle: @unchecked Sendable {
                 continue
             }
             do throws(RegistryError) {
-                let session = try loader.load(path: record.path)
+                let manifest = record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) }
+                let session = try loader.load(path: record.path, manifest: manifest)
                 loaded[key] = LoadedVersion(
                     model: key.model, version: key.version, sha256: digest.hex, session: session,
-                    manifest: record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) },
-                    loadedAt: clock.now(), estimatedBytes: Lifecycle.estimate(size: digest.size))
+                    manifest: manifest,
+                    loadedAt: clock.now(), estimatedBytes: MemoryBudget.estimate(size: digest.size))
                 var updated = record
                 updated.mtime = identity.mtime
                 records[key] = updated
@@ -460,26 +461,31 @@ public final class Lifecycle: @unchecked Sendable {
         records[key] = record
         // Identical bytes already loaded: the same artifact, the same session.
         let twin = loaded.values.first { $0.sha256 == verdict.sha256 }
-        if twin == nil, let refusal = budgetRefusal(adding: Lifecycle.estimate(size: verdict.size), for: key.model) {
+        if twin == nil, let refusal = budgetRefusal(adding: MemoryBudget.estimate(size: verdict.size), for: key.model) {
             finishFailed(key, record, ArtifactVerifier.Failure(state: .failed, reason: refusal))
             return
         }
         let loaded = record
         loaderQueue.async { [self] in
             let started = clock.now()
+            let residentBefore = MemoryBudget.residentBytes()
             let outcome: Result<Session, RegistryError>
             if let twin {
                 outcome = .success(twin.session)
             } else {
-                do throws(RegistryError) { outcome = .success(try loader.load(path: observation.path)) } catch { outcome = .failure(error) }
+                do throws(RegistryError) { outcome = .success(try loader.load(path: observation.path, manifest: verdict.manifest)) } catch { outcome = .failure(error) }
             }
             let seconds = clock.now() - started
+            // Measured on the loader queue, the only place sessions load; serving threads may
+            // allocate meanwhile, so it is a measurement, not an exact attribution.
+            let residentAfter = MemoryBudget.residentBytes()
+            let measured: Int64? = twin != nil ? 0 : residentBefore.flatMap { before in residentAfter.map { max($0 - before, 0) } }
             queue.async { [self] in
                 switch outcome {
                 case .failure(let error):
                     finishFailed(key, loaded, ArtifactVerifier.Failure(state: .failed, reason: error.message))
                 case .success(let session):
-                    finishLoaded(key, loaded, verdict: verdict, session: session, seconds: seconds, twin: twin)
+                    finishLoaded(key, loaded, verdict: verdict, session: session, seconds: seconds, measuredBytes: measured, twin: twin)
                 }
             }
         }
@@ -504,11 +510,13 @@ public final class Lifecycle: @unchecked Sendable {
         log.error("version not admitted", ["model.name": key.model, "model.version": key.version, "state": failure.state.rawValue, "reason": failure.reason])
     }
 
-    private func finishLoaded(_ key: Key, _ record: VersionRecord, verdict: ArtifactVerifier.Verdict, session: Session, seconds: Double, twin: LoadedVersion?) {
+    private func finishLoaded(_ key: Key, _ record: VersionRecord, verdict: ArtifactVerifier.Verdict, session: Session, seconds: Double,
+                              measuredBytes: Int64?, twin: LoadedVersion?) {
         inFlight.remove(key)
         var record = record
+        let estimate = twin == nil ? MemoryBudget.estimate(size: verdict.size) : 0  // a twin shares its session
         loaded[key] = LoadedVersion(model: key.model, version: key.version, sha256: verdict.sha256, session: session,
-                                    manifest: verdict.manifest, loadedAt: clock.now(), estimatedBytes: Lifecycle.estimate(size: verdict.size))
+                                    manifest: verdict.manifest, loadedAt: clock.now(), estimatedBytes: estimate, measuredBytes: measuredBytes)
         let productionVersion = aliases[key.model]?["production"]
         let hasProduction = productionVersion.map { loaded[Key(model: key.model, version: $0)] != nil } ?? false
         let outcome = AdmissionPolicy.outcome(policy: config.policy(for: key.model), hasServingProduction: hasProduction)
@@ -517,7 +525,10 @@ public final class Lifecycle: @unchecked Sendable {
         record.updatedAt = clock.now()
         do throws(RegistryError) {
             try catalog.save(record, event: EventDraft(action: "ready", model: key.model, version: key.version, before: "loading", after: "ready",
-                                                       reason: record.reason.isEmpty ? String(format: "loaded and warmed up in %.3f s", seconds) : record.reason))
+                                                       reason: record.reason.isEmpty
+                                                        ? String(format: "loaded and warmed up in %.3f s; resident memory +%@ MiB (estimate %@ MiB)", seconds,
+                                                                 measuredBytes.map(MemoryBudget.mebibytes) ?? "?", MemoryBudget.mebibytes(estimate))
+                                                        : record.reason))
             records[key] = record
             log.notice("version ready", ["model.name": key.model, "model.version": key.version, "sha256": String(verdict.sha256.prefix(12)),
                                          "load.seconds": String(format: "%.3f", seconds)])
@@ -604,32 +615,28 @@ public final class Lifecycle: @unchecked Sendable {
 
     // MARK: Memory budget
 
-    /// The memory a session is expected to take: its weights, plus ONNX Runtime's working memory.
-    static func estimate(size: Int64) -> Int64 { size * 2 + (8 << 20) }
-
-    /// Why loading `bytes` more would break the budget, or nil when it fits (or by policy loads anyway).
+    /// Why loading `bytes` more would break the budget, or nil when it fits (or the load order
+    /// says to load anyway, or to unload what nothing points at first, done here).
     private func budgetRefusal(adding bytes: Int64, for model: String) -> String? {
-        let budget = config.memoryBudgetBytes
-        guard budget > 0 else { return nil }
-        let used = loaded.values.reduce(Int64(0)) { $0 + $1.estimatedBytes }
-        guard used + bytes > budget else { return nil }
-        let message = "memory budget \(budget >> 20) MiB: \(used >> 20) MiB loaded + \(bytes >> 20) MiB new"
-        switch config.loadOrder {
-        case .availabilityFirst:
-            log.warning("memory budget exceeded; loading the new version before unloading the old (availability_first)", ["detail": message])
+        let holdings = loaded.map { key, version in
+            MemoryBudget.Holding(model: key.model, version: key.version, bytes: version.accountedBytes, isProtected: protected(key.model).contains(key.version))
+        }
+        switch MemoryBudget.decide(budget: config.memoryBudgetBytes, loaded: holdings, adding: bytes, model: model, order: config.loadOrder) {
+        case .fits:
             return nil
-        case .budgetFirst:
-            // Unload versions no alias needs, oldest first, until it fits.
-            var freed: Int64 = 0
-            let needed = used + bytes - budget
-            let aliased = protected(model)
-            for key in loaded.keys.sorted() where key.model == model && !aliased.contains(key.version) && freed < needed {
-                freed += loaded[key]!.estimatedBytes
+        case .overBudget(let message):
+            log.warning("memory budget exceeded; loading the new version before unloading the old (availability_first)", ["model.name": model, "detail": message])
+            return nil
+        case .unload(let versions, let message):
+            for version in versions {
+                let key = Key(model: model, version: version)
                 loaded[key] = nil
                 try? transition(key, to: .retired, reason: "unloaded to make room (\(message), budget_first)", action: "retire")
             }
             publish()
-            return freed >= needed ? nil : "\(message) exceeds the budget even after unloading unaliased versions"
+            return nil
+        case .refuse(let message):
+            return message
         }
     }
 

@@ -12,14 +12,23 @@ public struct Loader: Sendable {
         self.options = options
     }
 
-    /// Loads `path` and runs it once on inputs made from its signature, so that a model that
-    /// loads but cannot run is caught before it serves.
-    public func load(path: String) throws(RegistryError) -> Session {
+    /// Loads `path` and runs it once, on the manifest's sample inputs when it has them, else on
+    /// inputs made from its signature, so that a model that loads but cannot run is caught
+    /// before it serves.
+    public func load(path: String, manifest: Manifest? = nil) throws(RegistryError) -> Session {
         let session: Session
         do {
             session = try Session(path: path, environment: environment, options: options)
         } catch {
             throw RegistryError(.modelFailure, "onnx runtime cannot load it: \(error.message)")
+        }
+        if let samples = manifest?.sampleInputs() {
+            do {
+                _ = try session.run(samples)
+            } catch {
+                throw RegistryError(.modelFailure, "warm-up run on the manifest's sample_inputs failed: \(error.message)")
+            }
+            return session
         }
         do {
             _ = try session.run(Loader.warmUpInputs(for: session))

@@ -14,10 +14,14 @@ public final class LoadedVersion: Sendable {
     public let session: Session
     public let manifest: Manifest?
     public let loadedAt: Double
-    /// Memory estimate used for the budget.
+    /// Memory estimated from the file size before the load, and resident memory measured around it.
     public let estimatedBytes: Int64
+    public let measuredBytes: Int64?
+    /// What the memory budget counts: the larger of the two.
+    public var accountedBytes: Int64 { max(estimatedBytes, measuredBytes ?? 0) }
 
-    public init(model: String, version: Int, sha256: String, session: Session, manifest: Manifest?, loadedAt: Double, estimatedBytes: Int64) {
+    public init(model: String, version: Int, sha256: String, session: Session, manifest: Manifest?, loadedAt: Double, estimatedBytes: Int64,
+                measuredBytes: Int64? = nil) {
         self.model = model
         self.version = version
         self.sha256 = sha256
@@ -25,6 +29,7 @@ public final class LoadedVersion: Sendable {
         self.manifest = manifest
         self.loadedAt = loadedAt
         self.estimatedBytes = estimatedBytes
+        self.measuredBytes = measuredBytes
     }
 }
 
