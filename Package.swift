@@ -35,6 +35,11 @@ let package = Package(
         .target(name: "Registry", dependencies: ["Runtime", "Wire", "CSQLite", "COpenSSL", "CLinux"]),
         .executableTarget(name: "registryd", dependencies: ["Registry", "Wire"]),
         .executableTarget(name: "registryctl", dependencies: ["Wire"]),
+        // The benchmarks' measuring tools (the in-process floor, a load generator): bench/run.
+        .executableTarget(name: "registryd-bench", dependencies: ["Runtime", "Wire"]),
+        // Fuzz targets for the parsers (scripts/fuzz): a corpus replayer in normal builds,
+        // libFuzzer-driven when built with -sanitize=fuzzer and -D FUZZING.
+        .executableTarget(name: "registryd-fuzz", dependencies: ["Registry", "Wire"]),
 
         // Tests find their fixtures (Tests/Fixtures) relative to their own source file.
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),

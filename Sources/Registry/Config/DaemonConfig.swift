@@ -88,6 +88,27 @@ public struct DaemonConfig: Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: mainFile) else {
             throw RegistryError(.invalidConfiguration, "\(mainFile): cannot read the daemon configuration (missing or unreadable)")
         }
+        var config = try parse(mainFile: mainFile, data: data, base: base)
+
+        let policyDir = base.appendingPathComponent("models").path
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: policyDir)) ?? []
+        for file in names.sorted() where file.hasSuffix(".json") {
+            let model = String(file.dropLast(5))
+            let path = "\(policyDir)/\(file)"
+            guard ModelName.isValid(model) else {
+                throw RegistryError(.invalidConfiguration, "\(path): '\(model)' is not a valid model name (\(ModelName.rule))")
+            }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw RegistryError(.invalidConfiguration, "\(path): cannot read the policy file")
+            }
+            config.policies[model] = try ModelPolicy.parse(file: path, data: data, trustedKeys: config.trustedKeys)
+        }
+        return config
+    }
+
+    /// Parses `registryd.json` (its bytes): every key checked, relative paths resolved against
+    /// `base`. Touches no file: the policy files are read by ``load(directory:)``.
+    static func parse(mainFile: String, data: Data, base: URL) throws(RegistryError) -> DaemonConfig {
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path
         }
@@ -134,20 +155,6 @@ public struct DaemonConfig: Sendable, Equatable {
             }
         }
         try r.finish()
-
-        let policyDir = base.appendingPathComponent("models").path
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: policyDir)) ?? []
-        for file in names.sorted() where file.hasSuffix(".json") {
-            let model = String(file.dropLast(5))
-            let path = "\(policyDir)/\(file)"
-            guard ModelName.isValid(model) else {
-                throw RegistryError(.invalidConfiguration, "\(path): '\(model)' is not a valid model name (\(ModelName.rule))")
-            }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw RegistryError(.invalidConfiguration, "\(path): cannot read the policy file")
-            }
-            config.policies[model] = try ModelPolicy.parse(file: path, data: data, trustedKeys: config.trustedKeys)
-        }
         return config
     }
 }

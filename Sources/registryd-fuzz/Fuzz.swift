@@ -1,0 +1,137 @@
+import Foundation
+@testable import Registry
+import Wire
+
+// registryd-fuzz: the fuzz targets for the parsers that face untrusted bytes.
+//
+//   http      Wire.HTTPRequestParser, fed whole and split in two at a point chosen by the input:
+//             both must give the same requests and the same failure (a differential check).
+//   v2        the KServe v2 request decoder, JSON (no header length) or Triton binary (a header
+//             length taken from the input's first bytes).
+//   manifest  manifest.json.
+//   config    registryd.json and a model policy file.
+//
+// Built two ways (scripts/fuzz):
+//   - normally (swift build): a replay driver, `registryd-fuzz TARGET FILE|DIR...`, that runs
+//     every file through the target; the test suite replays the committed corpora with it;
+//   - with -sanitize=fuzzer,address and -D FUZZING: libFuzzer's own main drives the target
+//     named by REGISTRYD_FUZZ_TARGET.
+// A target never decides pass or fail by itself: a crash, a sanitizer report, a timeout or a
+// broken invariant (preconditionFailure) is the finding.
+
+enum FuzzTarget: String, CaseIterable {
+    case http, v2, manifest, config
+
+    func run(_ bytes: [UInt8]) {
+        switch self {
+        case .http: FuzzTarget.http(bytes)
+        case .v2: FuzzTarget.v2(bytes)
+        case .manifest: _ = try? Manifest.parse(file: "manifest.json", data: Data(bytes))
+        case .config:
+            _ = try? DaemonConfig.parse(mainFile: "registryd.json", data: Data(bytes), base: URL(fileURLWithPath: "/etc/registry.d"))
+            _ = try? ModelPolicy.parse(file: "models/m.json", data: Data(bytes), trustedKeys: ["k": String(repeating: "A", count: 43) + "="])
+        }
+    }
+
+    /// Every outcome of parsing `chunks` in order, as text.
+    static func outcomes(_ chunks: [ArraySlice<UInt8>]) -> [String] {
+        var parser = HTTPRequestParser(limits: .init(maxHeadBytes: 1024, maxHeaderCount: 16, maxBodyBytes: 4096))
+        var out: [String] = []
+        for chunk in chunks {
+            parser.append(Array(chunk))
+            loop: for _ in 0..<64 {
+                switch parser.next() {
+                case .needMore: break loop
+                case .continueExpected: out.append("100-continue")
+                case .request(let r): out.append("\(r.method) \(r.target) \(r.headers.fields.count) headers \(r.body.count) bytes")
+                case .failure(let f):
+                    out.append("failure \(f)")
+                    return out
+                }
+            }
+        }
+        return out
+    }
+
+    static func http(_ bytes: [UInt8]) {
+        // "100 Continue" is due only while a body is still awaited, so it depends on how the
+        // bytes arrive; everything else must not.
+        let whole = outcomes([bytes[...]]).filter { $0 != "100-continue" }
+        guard bytes.count > 1 else { return }
+        let cut = Int(bytes[0]) % bytes.count
+        let split = outcomes([bytes[..<cut], bytes[cut...]]).filter { $0 != "100-continue" }
+        // Fed in two pieces, the parser may only lag (a request completes when its bytes are all
+        // there); it must never answer differently.
+        guard whole == split else {
+            preconditionFailure("HTTP parser differs when the input is split at \(cut): \(whole) vs \(split)")
+        }
+    }
+
+    static func v2(_ bytes: [UInt8]) {
+        guard let first = bytes.first else { return }
+        // A first byte 0x01 selects the binary form: the next byte sets the header length.
+        if first == 1, bytes.count > 2 {
+            let length = (Int(bytes[1]) << 2) % bytes.count
+            _ = try? InferenceRequest.decode(Array(bytes.dropFirst(2)), headerLength: length)
+        } else {
+            _ = try? InferenceRequest.decode(bytes, headerLength: nil)
+        }
+    }
+}
+
+#if FUZZING
+nonisolated(unsafe) let target: FuzzTarget = {
+    guard let name = ProcessInfo.processInfo.environment["REGISTRYD_FUZZ_TARGET"], let target = FuzzTarget(rawValue: name) else {
+        fatalError("set REGISTRYD_FUZZ_TARGET to one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return target
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    target.run(Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
+
+/// libFuzzer's entry point for programs that keep their own main.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
+
+/// SwiftPM links an executable target's main as `<target>_main`: hand control to libFuzzer.
+@_cdecl("registryd_fuzz_main")
+func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var vector = argv
+    return LLVMFuzzerRunDriver(&count, &vector) { data, size in fuzzOne(data, size) }
+}
+#else
+@main
+struct Replay {
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        guard let name = arguments.first, let target = FuzzTarget(rawValue: name), arguments.count > 1 else {
+            print("USAGE: registryd-fuzz (\(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|"))) FILE|DIR...")
+            exit(64)
+        }
+        var count = 0
+        for path in arguments.dropFirst() {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                print("registryd-fuzz: no such file or directory '\(path)'")
+                exit(66)
+            }
+            let files = isDirectory.boolValue
+                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { "\(path)/\($0)" }
+                : [path]
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file) else { continue }
+                target.run(Array(data))
+                count += 1
+            }
+        }
+        print("registryd-fuzz: \(target.rawValue): \(count) inputs replayed, no crash")
+    }
+}
+#endif
