@@ -60,18 +60,16 @@ def main():
 
     shadow = [r for r in rows if r["group"] == "shadow"]
     if shadow:
-        base = next(r for r in rows if r["group"] == "digits" and r.get("server") == "registryd" and r["transport"] == "UDS"
-                    and r["encoding"] == "json" and r["concurrency"] == 1)
-        s = shadow[0]
-        rep = results.get("shadow_report", {})
-        out.append("### Shadow traffic (digits, every request mirrored to version 2)\n")
-        out.append("| | p50 | p99 | throughput |")
-        out.append("|---|---|---|---|")
-        out.append(f"| no shadow | {spread(base, 'p50_us')} | {spread(base, 'p99_us')} | {base['throughput']['median']:.0f} |")
-        out.append(f"| shadow 100% | {spread(s, 'p50_us')} | {spread(s, 'p99_us')} | {s['throughput']['median']:.0f} |")
-        out.append(f"\nClient p50 with the shadow / without: {s['p50_us']['median'] / base['p50_us']['median']:.3f}. Mirror: "
-                   f"{rep.get('mirrored')} offered, {rep.get('dropped')} dropped (queue full), {rep.get('failed')} failed, "
-                   f"top-1 agreement {rep.get('agreement')} over {rep.get('compared_rows')} rows.\n")
+        base = next((r for r in shadow if r.get("percent") == 0), None)
+        out.append("### Shadow traffic (digits, concurrency 1, Unix socket, JSON; mirrored to version 2)\n")
+        out.append("| requests mirrored | p50 | p99 | throughput | p50 / no shadow | mirrored, dropped, failed |")
+        out.append("|---|---|---|---|---|---|")
+        for r in shadow:
+            rep = results.get(f"shadow_report_{r.get('percent')}", {})
+            ratio = f"{r['p50_us']['median'] / base['p50_us']['median']:.3f}" if base else "–"
+            counts = f"{rep.get('mirrored')}, {rep.get('dropped')}, {rep.get('failed')}" if rep else "–"
+            out.append(f"| {r.get('percent', '?')}% | {spread(r, 'p50_us')} | {spread(r, 'p99_us')} | {r['throughput']['median']:.0f} | {ratio} | {counts} |")
+        out.append("")
 
     life = results.get("lifecycle", {})
     swaps = results.get("hot_swaps", {})

@@ -309,13 +309,18 @@ def main():
                    model="resnet50", server=name.split()[0], transport=name.split()[1], encoding=kind, concurrency=1)
         results["registryd_rss_mib_after_load"] = reg.rss_mib()
 
-        # Shadow traffic: the client's latency with every request mirrored, against none.
-        control(reg.socket, "PUT", "/v1/models/digits/shadow", {"version": 2, "percent": 100, "reason": "benchmark"})
-        record("shadow", "registryd UDS JSON, concurrency 1, shadow 100%",
+        # Shadow traffic: the client's latency with 20% (the example) and 100% of the
+        # requests mirrored, against none (measured again here, right before, for a fair pair).
+        record("shadow", "registryd UDS JSON, concurrency 1, no shadow",
                repeat(args.repeats, lambda: load(uds, target.format("digits"), bodies["digits"]["json"], 1, args.seconds, 1)),
-               model="digits", concurrency=1)
-        status, shadow = control(reg.socket, "GET", "/v1/models/digits/shadow")
-        results["shadow_report"] = shadow
+               model="digits", concurrency=1, percent=0)
+        for percent in [20, 100]:
+            control(reg.socket, "PUT", "/v1/models/digits/shadow", {"version": 2, "percent": percent, "reason": "benchmark"})
+            record("shadow", f"registryd UDS JSON, concurrency 1, shadow {percent}%",
+                   repeat(args.repeats, lambda: load(uds, target.format("digits"), bodies["digits"]["json"], 1, args.seconds, 1)),
+                   model="digits", concurrency=1, percent=percent)
+            status, shadow = control(reg.socket, "GET", "/v1/models/digits/shadow")
+            results[f"shadow_report_{percent}"] = shadow
         control(reg.socket, "DELETE", "/v1/models/digits/shadow", {"reason": "benchmark done"})
 
         results["lifecycle"] = lifecycle_figures(reg, max(5, args.repeats))
