@@ -53,7 +53,9 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
 func printJSON(_ object: [String: Any]) {
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+        fail("cannot encode the result as JSON: \(object)")  // a NaN or infinite figure
+    }
     print(String(decoding: data, as: UTF8.self))
 }
 

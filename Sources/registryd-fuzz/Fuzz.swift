@@ -82,9 +82,10 @@ enum FuzzTarget: String, CaseIterable {
 }
 
 #if FUZZING
-nonisolated(unsafe) let target: FuzzTarget = {
+let target: FuzzTarget = {
     guard let name = ProcessInfo.processInfo.environment["REGISTRYD_FUZZ_TARGET"], let target = FuzzTarget(rawValue: name) else {
-        fatalError("set REGISTRYD_FUZZ_TARGET to one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))")
+        FileHandle.standardError.write(Data("registryd-fuzz: set REGISTRYD_FUZZ_TARGET to one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
+        exit(64)
     }
     return target
 }()

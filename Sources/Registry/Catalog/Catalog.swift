@@ -29,19 +29,7 @@ public final class Catalog: @unchecked Sendable {
     /// `to - 1` to `to`, in its own IMMEDIATE transaction. A test proves that applying them to the
     /// previous schema gives exactly `schema.sql`'s tables, indexes and triggers.
     static let migrations: [(to: Int, sql: String)] = [
-        (2, """
-            CREATE TABLE serving_stats (
-                model     TEXT    NOT NULL,
-                version   INTEGER NOT NULL,
-                minute    INTEGER NOT NULL,          -- floor(seconds since 1970 / 60)
-                requests  INTEGER NOT NULL,
-                errors    INTEGER NOT NULL,
-                seconds   REAL    NOT NULL,          -- summed latency
-                buckets   TEXT    NOT NULL,          -- JSON array: latency histogram counts (ServingStats.bounds)
-                PRIMARY KEY (model, version, minute)
-            ) STRICT;
-            PRAGMA user_version = 2;
-            """),
+        (2, Schema.statement(creatingTable: "serving_stats") + "\nPRAGMA user_version = 2;"),
     ]
 
     /// Applies `schema.sql` to an empty database, or the migrations to an older one; refuses a
@@ -463,5 +451,17 @@ struct RolloutWindow: Codable {
     enum CodingKeys: String, CodingKey {
         case note, canary, baseline
         case stepStartedAt = "step_started_at"
+    }
+}
+
+extension Schema {
+    /// The `CREATE TABLE` statement of `table` as `schema.sql` writes it, so that a migration
+    /// adds exactly the table a new catalog gets (the schema file stays the single source).
+    static func statement(creatingTable table: String) -> String {
+        guard let start = sql.range(of: "CREATE TABLE \(table) ("),
+              let end = sql.range(of: ") STRICT;", range: start.upperBound..<sql.endIndex) else {
+            preconditionFailure("schema.sql has no STRICT table '\(table)'")  // a programming error, caught by the migration test
+        }
+        return String(sql[start.lowerBound..<end.upperBound])
     }
 }

@@ -245,7 +245,8 @@ extension Lifecycle {
         return id
     }
 
-    private func apply(_ states: [(version: Int, state: VersionState, reason: String)], model: String) {
+    /// Mirrors in memory the state changes just committed with a command.
+    func apply(_ states: [(version: Int, state: VersionState, reason: String)], model: String) {
         for change in states {
             records[Key(model: model, version: change.version)]?.state = change.state
             records[Key(model: model, version: change.version)]?.reason = change.reason

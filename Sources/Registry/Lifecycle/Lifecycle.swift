@@ -563,7 +563,7 @@ public final class Lifecycle: @unchecked Sendable {
                                                              before: previous.map(String.init), after: String(key.version), reason: reason))
         aliases[key.model, default: [:]]["production"] = key.version
         ProductionHistory.record(action: action, version: key.version, in: &productionHistory[key.model, default: []])
-        for change in states { records[Key(model: key.model, version: change.version)]?.state = change.state }
+        apply(states, model: key.model)
         log.notice("production switched", ["model.name": key.model, "model.version": key.version, "previous": previous.map(String.init) ?? "none", "actor": actor])
         try retire(model: key.model)
         publish()
@@ -579,7 +579,7 @@ public final class Lifecycle: @unchecked Sendable {
                                            event: EventDraft(actor: actor, action: "alias", model: model, version: version,
                                                              before: previous.map { "\(alias)=\($0)" }, after: "\(alias)=\(version)", reason: reason))
         aliases[model, default: [:]][alias] = version
-        for change in states { records[Key(model: model, version: change.version)]?.state = change.state }
+        apply(states, model: model)
         publish()
         return eventID
     }

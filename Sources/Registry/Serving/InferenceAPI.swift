@@ -134,7 +134,8 @@ public struct InferenceAPI: Sendable {
             return HTTPResponse.error(error.httpStatus, error.message)
         }
         let outputs: [String: Tensor]
-        let runStarted = DispatchTime.now().uptimeNanoseconds
+        // The run alone is timed only for a mirrored request (the shadow report compares run times).
+        let runStarted = shadow == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         do throws(RuntimeError) {
             outputs = try loaded.session.run(decoded.inputs, outputs: decoded.outputs?.map(\.name))
         } catch {
@@ -145,11 +146,11 @@ public struct InferenceAPI: Sendable {
             record(loaded, decision, started, failed: status == 500)
             return HTTPResponse.error(status, "model '\(model)' version \(loaded.version): \(error.message)")
         }
-        let runSeconds = Double(DispatchTime.now().uptimeNanoseconds - runStarted) / 1e9
         let response = encode(decoded, outputs: outputs, model: model, loaded: loaded, decision: decision)
         record(loaded, decision, started, failed: false)
         if let shadow, let mirror {
             // After the answer is built; the mirror only queues (or drops) the job.
+            let runSeconds = Double(DispatchTime.now().uptimeNanoseconds - runStarted) / 1e9
             mirror.offer(model: model, ShadowMirror.Job(
                 shadow: shadow, inputs: decoded.inputs, outputNames: decoded.outputs?.map(\.name), primary: outputs,
                 primaryOrder: loaded.session.outputs.map(\.name), primarySeconds: runSeconds))
