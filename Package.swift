@@ -32,7 +32,9 @@ let package = Package(
         // ONNX Runtime, and nothing about registries.
         .target(name: "Runtime", dependencies: ["CONNXRuntime"]),
         // The daemon as a library.
-        .target(name: "Registry", dependencies: ["Runtime", "Wire", "CSQLite", "COpenSSL", "CLinux"]),
+        // The status page's source is Control/StatusPage.html, embedded by scripts/embed-status-page.
+        .target(name: "Registry", dependencies: ["Runtime", "Wire", "CSQLite", "COpenSSL", "CLinux"],
+                exclude: ["Control/StatusPage.html"]),
         .executableTarget(name: "registryd", dependencies: ["Registry", "Wire"]),
         .executableTarget(name: "registryctl", dependencies: ["Wire"]),
         // The benchmarks' measuring tools (the in-process floor, a load generator): bench/run.

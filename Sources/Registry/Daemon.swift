@@ -16,7 +16,11 @@ public final class Daemon: Sendable {
     public var stats: ServingStats { lifecycle.stats }
     /// The HTTP server on the control socket (and the TCP listener, when configured).
     public let server: HTTPServer
+    /// Where the configuration was read from, for reloads; `nil` when built from code.
+    public let source: ConfigSource?
     private let lockFD: Int32
+    /// Serialises reloads (a SIGHUP and a `registryctl reload` may arrive together).
+    private let reloading = NSLock()
     private let started = Flag()
     private let stopped = Flag()
 
@@ -24,10 +28,11 @@ public final class Daemon: Sendable {
     public static let version = "0.4.0"
 
     /// Opens the catalog (taking its lock: one daemon per catalog) and prepares the lifecycle.
-    public init(config: DaemonConfig, log: Log, clock: any RegistryClock = SystemClock(),
+    public init(config: DaemonConfig, log: Log, source: ConfigSource? = nil, clock: any RegistryClock = SystemClock(),
                 watcher: (any DirectoryWatcher)? = InotifyWatcher()) throws(RegistryError) {
         self.config = config
         self.log = log
+        self.source = source
         let directory = (config.database as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -53,11 +58,14 @@ public final class Daemon: Sendable {
             threads: threads, maxConnections: config.maxConnections, requestTimeout: config.requestTimeoutSeconds,
             idleTimeout: config.idleTimeoutSeconds, limits: HTTPRequestParser.Limits(maxBodyBytes: config.maxBodyBytes))
         let started = self.started
+        // The control API reaches `reload` through this box, filled once `self` exists.
+        let reloader = Reloader()
         let metrics = MetricsExporter(stats: lifecycle.stats, lifecycle: lifecycle)
         let endpoints = Endpoints(
-            control: ControlAPI(lifecycle: lifecycle, catalog: catalog, config: config, startedAt: clock.now()),
+            control: ControlAPI(lifecycle: lifecycle, catalog: catalog, config: config, startedAt: clock.now(),
+                                reload: { actor throws(RegistryError) in try reloader.run(actor) }),
             inference: InferenceAPI(router: router, stats: lifecycle.stats, mirror: lifecycle.mirror, isReady: { started.value }),
-            metrics: metrics)
+            metrics: metrics, tcpStatusPage: config.tcpStatusPage)
         do {
             server = try HTTPServer(configuration: serverConfiguration, log: log) { request, peer in
                 endpoints.handle(request, peer: peer)
@@ -69,6 +77,46 @@ public final class Daemon: Sendable {
         }
         let server = self.server
         metrics.connections.withLock { $0 = { [weak server] in server?.counts ?? (0, 0) } }
+        reloader.target.withLock { $0 = { [weak self] actor throws(RegistryError) in
+            guard let self else { throw RegistryError(.unavailable, "registryd is stopping") }
+            return try self.reload(actor: actor)
+        } }
+    }
+
+    /// Re-reads the configuration from ``source`` and puts it in force (SIGHUP, `POST /v1/reload`).
+    /// A configuration that does not parse or check is refused with the reason, and the one in
+    /// force stays. Keys fixed at start (listeners, catalog, thread pools) keep their values and
+    /// are named as needing a restart. The reload is recorded in the audit trail either way.
+    @discardableResult
+    public func reload(actor: String = EventDraft.daemon) throws(RegistryError) -> ConfigReload {
+        reloading.lock()
+        defer { reloading.unlock() }
+        guard let source else {
+            throw RegistryError(.unavailable, "this daemon was not started from a configuration directory; nothing to reload")
+        }
+        let proposed: DaemonConfig
+        do {
+            proposed = try source.load()
+        } catch {
+            log.error("configuration reload refused; the configuration in force stays", ["config": source.directory, "error": error.message])
+            _ = try? catalog.append(EventDraft(actor: actor, action: "reload", after: "refused", reason: error.message))
+            throw RegistryError(error.code, "configuration reload refused, the configuration in force stays: \(error.message)")
+        }
+        let plan = ConfigReload(current: lifecycle.config, proposed: proposed)
+        lifecycle.apply(plan.applied)
+        log.configure(level: plan.applied.logLevel, format: plan.applied.logFormat)
+        let summary = (plan.changed.isEmpty ? "no change in force" : "in force: " + plan.changed.joined(separator: ","))
+            + (plan.restartRequired.isEmpty ? "" : "; after a restart: " + plan.restartRequired.joined(separator: ","))
+        _ = try? catalog.append(EventDraft(actor: actor, action: "reload", after: "applied", reason: summary))
+        log.notice("configuration reloaded", ["config": source.directory, "changed": plan.changed.isEmpty ? "none" : plan.changed.joined(separator: ","),
+                                              "restart_required": plan.restartRequired.isEmpty ? "none" : plan.restartRequired.joined(separator: ",")])
+        if !plan.restartRequired.isEmpty {
+            log.warning("configuration keys changed that take effect only after a restart; their current values stay",
+                        ["keys": plan.restartRequired.joined(separator: ",")])
+        }
+        // A policy may now admit what was refused (a signature no longer required, a key added).
+        lifecycle.rescanNow()
+        return plan
     }
 
     private static func environment(threads: Int) throws(RegistryError) -> Environment {
@@ -158,6 +206,17 @@ public final class Daemon: Sendable {
             }
             throw RegistryError(code, "model '\(model)' version \(loaded.version): \(error.message)")
         }
+    }
+}
+
+/// Lets the control API call ``Daemon/reload(actor:)``, which does not exist yet when the API is
+/// built inside the daemon's initialiser.
+final class Reloader: Sendable {
+    let target = Mutex<(@Sendable (String) throws(RegistryError) -> ConfigReload)?>(nil)
+
+    func run(_ actor: String) throws(RegistryError) -> ConfigReload {
+        guard let target = target.withLock({ $0 }) else { throw RegistryError(.unavailable, "registryd is starting; retry") }
+        return try target(actor)
     }
 }
 

@@ -56,14 +56,18 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     public var versions: [VersionInfo]
     /// The shadow in force, with what the mirror has measured, if any.
     public var shadow: ShadowInfo?
+    /// The model's latest rollout (running, paused, or how the last one ended), if any.
+    public var rollout: RolloutInfo?
 
-    public init(name: String, production: Int?, aliases: [String: Int], split: [String: Int]?, versions: [VersionInfo], shadow: ShadowInfo? = nil) {
+    public init(name: String, production: Int?, aliases: [String: Int], split: [String: Int]?, versions: [VersionInfo],
+                shadow: ShadowInfo? = nil, rollout: RolloutInfo? = nil) {
         self.name = name
         self.production = production
         self.aliases = aliases
         self.split = split
         self.versions = versions
         self.shadow = shadow
+        self.rollout = rollout
     }
 }
 
@@ -405,6 +409,24 @@ public struct VerifyReport: Codable, Sendable, Equatable {
 }
 
 /// `GET /v1/status`: the daemon itself.
+/// The answer to `POST /v1/reload`: which keys took effect, and which wait for a restart.
+public struct ReloadResult: Codable, Sendable, Equatable {
+    public var changed: [String]
+    public var restartRequired: [String]
+    public var message: String
+
+    enum CodingKeys: String, CodingKey {
+        case changed, message
+        case restartRequired = "restart_required"
+    }
+
+    public init(changed: [String], restartRequired: [String], message: String) {
+        self.changed = changed
+        self.restartRequired = restartRequired
+        self.message = message
+    }
+}
+
 public struct DaemonInfo: Codable, Sendable, Equatable {
     public var name: String
     public var version: String

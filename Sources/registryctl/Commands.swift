@@ -105,26 +105,90 @@ func describeRollout(_ r: RolloutInfo) -> String {
     """
 }
 
+/// The daemon and every model, as `registryctl status` prints it (the JSON with `--json`).
+func statusReport(_ context: Context) throws -> String {
+    let (info, rawInfo) = try context.client.call("GET", "/v1/status", as: DaemonInfo.self)
+    let (models, rawModels) = try context.client.call("GET", "/v1/models", as: [ModelInfo].self)
+    if context.json {
+        return "{\"daemon\":\(String(decoding: rawInfo, as: UTF8.self)),\"models\":\(String(decoding: rawModels, as: UTF8.self))}"
+    }
+    var out = "registryd \(info.version), pid \(info.pid), up \(Int(info.uptimeSeconds)) s; \(info.models) models, \(info.loadedVersions) versions loaded\n"
+    out += "model root \(info.modelRoot); catalog \(info.database)\n"
+    for model in models {
+        out += "\n\(model.name): production \(model.production.map(String.init) ?? "none")" + (model.split.map { "; split \(splitText($0))" } ?? "") + "\n"
+        out += table(versionRows(model)).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+        if let rollout = model.rollout {
+            if rollout.state == "running" || rollout.state == "paused" {
+                out += describeRollout(rollout).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+            } else {
+                out += "  last rollout: version \(rollout.version) \(rollout.state.replacingOccurrences(of: "_", with: " ")) at step \(rollout.step) of \(rollout.steps.count)\n"
+            }
+        }
+        if let shadow = model.shadow { out += "  shadow: " + describeShadow(shadow) + "\n" }
+    }
+    return out
+}
+
 // MARK: The command tree
 
 let reasonOption = OptionSpec(long: "reason", value: "text", help: "Why: recorded in the audit trail with your uid and pid.")
 
 func makeRoot() -> Command {
-    let status = Command("status", abstract: "Show the daemon and every model: versions, states, aliases and traffic.") { invocation, context in
-        let (info, rawInfo) = try context.client.call("GET", "/v1/status", as: DaemonInfo.self)
-        let (models, rawModels) = try context.client.call("GET", "/v1/models", as: [ModelInfo].self)
-        if context.json {
-            context.print("{\"daemon\":\(String(decoding: rawInfo, as: UTF8.self)),\"models\":\(String(decoding: rawModels, as: UTF8.self))}")
+    let status = Command(
+        "status", abstract: "Show the daemon and every model: versions, states, aliases, traffic, rollouts and shadows.",
+        discussion: "With --watch it redraws every --interval seconds (default 2) until interrupted, and goes on\nshowing why when the daemon cannot be reached (during a restart, say).",
+        options: [OptionSpec(long: "watch", short: "w", help: "Refresh until interrupted (Ctrl-C)."),
+                  OptionSpec(long: "interval", value: "seconds", help: "Seconds between refreshes with --watch (default: 2)."),
+                  OptionSpec(long: "count", value: "n", help: "With --watch, stop after n refreshes.")]
+    ) { invocation, context in
+        let watch = invocation.flag("watch")
+        var interval = 2.0
+        if let text = invocation.option("interval") {
+            guard let value = Double(text), value >= 0.1, value <= 3600 else {
+                throw UsageError(message: "--interval '\(text)' is not a number of seconds in 0.1...3600", command: currentCommand!)
+            }
+            interval = value
+        }
+        var count: Int?
+        if let text = invocation.option("count") {
+            guard let value = Int(text), value > 0 else { throw UsageError(message: "--count '\(text)' is not a positive integer", command: currentCommand!) }
+            count = value
+        }
+        guard watch || (invocation.option("interval") == nil && count == nil) else {
+            throw UsageError(message: "--interval and --count go with --watch", command: currentCommand!)
+        }
+        guard watch else {
+            context.print(try statusReport(context))
             return
         }
-        var out = "registryd \(info.version), pid \(info.pid), up \(Int(info.uptimeSeconds)) s; \(info.models) models, \(info.loadedVersions) versions loaded\n"
-        out += "model root \(info.modelRoot); catalog \(info.database)\n"
-        for model in models {
-            out += "\n\(model.name): production \(model.production.map(String.init) ?? "none")" + (model.split.map { "; split \(splitText($0))" } ?? "") + "\n"
-            out += table(versionRows(model)).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
-            if let shadow = model.shadow { out += "  shadow: " + describeShadow(shadow) + "\n" }
+        let terminal = isatty(STDOUT_FILENO) == 1
+        var frame = 0
+        while count.map({ frame < $0 }) ?? true {
+            if frame > 0 { usleep(useconds_t(interval * 1_000_000)) }
+            frame += 1
+            var text: String
+            do {
+                text = try statusReport(context)
+            } catch {
+                text = "cannot show the status: \((error as? CommandFailure)?.message ?? "\(error)")\n(retrying every \(interval) s)"
+            }
+            let stamp = APICoding.time(Date().timeIntervalSince1970)
+            // On a terminal, redraw in place; into a pipe or file, one frame after another.
+            context.print((terminal ? "\u{1B}[H\u{1B}[2J" : (frame > 1 ? "\n" : "")) + "registryctl status --watch: \(stamp), every \(interval) s\n" + text)
         }
-        context.print(out)
+    }
+
+    let reload = Command(
+        "reload", abstract: "Make registryd re-read its configuration (as SIGHUP does).",
+        discussion: "Model policies, log level and format, trusted keys, the settle window and the memory budget take\neffect at once; keys fixed at start (listeners, catalog, threads) are named and wait for a restart.\nA configuration with an error is refused with the reason, and the one in force stays."
+    ) { invocation, context in
+        let (result, raw) = try context.client.call("POST", "/v1/reload", body: [], as: ReloadResult.self)
+        context.show(raw) {
+            var text = result.message
+            if !result.changed.isEmpty { text += "\nin force now: " + result.changed.joined(separator: ", ") }
+            if !result.restartRequired.isEmpty { text += "\nafter a restart: " + result.restartRequired.joined(separator: ", ") }
+            return text
+        }
     }
 
     let list = Command("list", abstract: "List the models.") { invocation, context in
@@ -480,7 +544,7 @@ func makeRoot() -> Command {
         "registryctl", abstract: "Control registryd, the model registry and lifecycle daemon, over its Unix socket.",
         discussion: "Exit status: 0 on success, 1 when the command fails, 64 for a usage mistake.",
         options: [OptionSpec(long: "version", help: "Show the version.")],
-        subcommands: [status, list, versions, show, promote, rollback, alias, split, rollout, shadow, predict, verify, rescan, history, importCommand])
+        subcommands: [status, list, versions, show, promote, rollback, alias, split, rollout, shadow, predict, verify, rescan, reload, history, importCommand])
 }
 
 /// The command being run (for usage errors raised inside `run`).

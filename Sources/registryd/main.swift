@@ -11,6 +11,15 @@ OVERVIEW: registryd, the model registry and lifecycle daemon.
 USAGE: registryd [--config DIR] [options]
        registryd --check-config [--config DIR]
 
+SIGNALS:
+  SIGTERM, SIGINT       Stop: refuse new connections, finish requests in flight (10 s at most),
+                        flush statistics, close the catalog, exit 0.
+  SIGHUP                Re-read the configuration. A bad edit is refused with the reason in the
+                        log, and the configuration in force stays.
+
+Under systemd (Type=notify) it reports READY=1 once its models are loaded, RELOADING=1 and
+READY=1 around a reload, and STOPPING=1 on SIGTERM, over $NOTIFY_SOCKET.
+
 OPTIONS:
   --config DIR          The configuration directory (default: /etc/registry.d).
   --model-root DIR      Override model_root.
@@ -69,23 +78,17 @@ while !arguments.isEmpty {
     }
 }
 
-var config: DaemonConfig
+// Values the command line gets wrong are usage errors (64), before any file is read.
+if let v = overrides["--log-level"], Log.Level(name: v) == nil {
+    fail("--log-level: expected debug, info, notice, warning or error, got '\(v)'", code: 64)
+}
+if let v = overrides["--log-format"], Log.Format(rawValue: v) == nil {
+    fail("--log-format: expected text or json, got '\(v)'", code: 64)
+}
+let source = ConfigSource(directory: configDirectory, overrides: overrides)
+let config: DaemonConfig
 do {
-    config = try DaemonConfig.load(directory: configDirectory)
-    let cwd = FileManager.default.currentDirectoryPath
-    func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: cwd + "/")).standardizedFileURL.path }
-    if let v = overrides["--model-root"] { config.modelRoot = absolute(v) }
-    if let v = overrides["--database"] { config.database = absolute(v) }
-    if let v = overrides["--socket"] { config.controlSocket = absolute(v) }
-    if let v = overrides["--listen"] { config.listen = v }
-    if let v = overrides["--log-level"] {
-        guard let level = Log.Level(name: v) else { fail("--log-level: expected debug, info, notice, warning or error, got '\(v)'", code: 64) }
-        config.logLevel = level
-    }
-    if let v = overrides["--log-format"] {
-        guard let format = Log.Format(rawValue: v) else { fail("--log-format: expected text or json, got '\(v)'", code: 64) }
-        config.logFormat = format
-    }
+    config = try source.load()
 } catch {
     fail("\(error)", code: 78)  // EX_CONFIG
 }
@@ -96,7 +99,10 @@ if checkOnly {
 }
 
 let log = Log(level: config.logLevel, format: config.logFormat)
-/// The daemon once started; the signal handlers (on the main queue) stop it.
+let notifier = ServiceNotifier()
+/// The daemon once started; the signal handlers stop or reload it. `nonisolated(unsafe)` is
+/// sound here: it is written once, on the main thread before `dispatchMain()`, and read only by
+/// those handlers, which run on the main queue after `dispatchMain()` starts serving it.
 nonisolated(unsafe) var running: Daemon?
 // Signals are delivered to a dispatch source, not to an async-signal handler. They are set up
 // before the daemon starts: a SIGTERM that arrives while models load waits on the main queue and
@@ -105,15 +111,16 @@ nonisolated(unsafe) var running: Daemon?
 // dispatch worker threads do): unblock them, or SIGTERM would stay pending forever.
 var handled = sigset_t()
 sigemptyset(&handled)
-for sig in [SIGTERM, SIGINT] { sigaddset(&handled, sig) }
+for sig in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&handled, sig) }
 pthread_sigmask(SIG_UNBLOCK, &handled, nil)
-for sig in [SIGTERM, SIGINT] { signal(sig, SIG_IGN) }
+for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_IGN) }
 // A client that hangs up mid-response must not kill the daemon (sends also use MSG_NOSIGNAL).
 signal(SIGPIPE, SIG_IGN)
 var sources: [DispatchSourceSignal] = []
 for sig in [SIGTERM, SIGINT] {
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
     source.setEventHandler {
+        notifier.notify("STOPPING=1\nSTATUS=stopping: finishing requests in flight")
         log.notice("registryd stopping", ["signal": sig == SIGTERM ? "SIGTERM" : "SIGINT"])
         running?.stop(deadline: 10)
         log.notice("registryd stopped")
@@ -122,9 +129,19 @@ for sig in [SIGTERM, SIGINT] {
     source.resume()
     sources.append(source)
 }
+let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .main)
+hangup.setEventHandler {
+    guard let daemon = running else { return }
+    notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(ServiceNotifier.monotonicMicroseconds())")
+    log.notice("configuration reload requested", ["signal": "SIGHUP", "config": configDirectory])
+    // The outcome (applied, or refused with the reason) is logged by `reload`.
+    _ = try? daemon.reload(actor: "signal SIGHUP")
+    notifier.notify("READY=1\nSTATUS=\(daemon.summary())")
+}
+hangup.resume()
 let daemon: Daemon
 do {
-    daemon = try Daemon(config: config, log: log)
+    daemon = try Daemon(config: config, log: log, source: source)
     try daemon.start()
     running = daemon
 } catch {
@@ -137,5 +154,7 @@ log.notice("registryd ready", [
     "listen": daemon.tcpPort.map { port in (config.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "") + ":\(port)" } ?? "off",
     "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
 ])
+
+notifier.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=\(daemon.summary())")
 
 dispatchMain()

@@ -14,6 +14,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var controlSocketGroup: String?
     /// `host:port` of the TCP listener for inference; `nil` keeps it off.
     public var listen: String?
+    /// Whether the TCP listener also serves the status page (`/`) and the control API's read-only
+    /// `GET` endpoints that it reads. Mutations stay on the control socket only.
+    public var tcpStatusPage: Bool = false
     /// ONNX Runtime intra-op threads shared by all sessions; 0 lets it choose.
     public var onnxThreads: Int
     /// Upper bound of the memory that loaded models may take, in bytes; 0 for no bound.
@@ -129,6 +132,7 @@ public struct DaemonConfig: Sendable, Equatable {
             try ListenAddress.validate(listen, file: mainFile)
             config.listen = listen
         }
+        config.tcpStatusPage = try r.bool("tcp_status_page") ?? false
         config.onnxThreads = try r.int("onnx_threads", in: 0...256) ?? 0
         config.memoryBudgetBytes = Int64(try r.int("memory_budget_mb", in: 0...(1 << 30)) ?? 0) << 20
         if let order = try r.string("load_order", oneOf: ["availability_first", "budget_first"]) {

@@ -13,12 +13,18 @@ public struct ControlAPI: Sendable {
     let catalog: Catalog
     let config: DaemonConfig
     let startedAt: Double
+    /// Re-reads the configuration (the daemon's ``Daemon/reload(actor:)``), given the actor.
+    let reload: @Sendable (String) throws(RegistryError) -> ConfigReload
 
-    public init(lifecycle: Lifecycle, catalog: Catalog, config: DaemonConfig, startedAt: Double) {
+    public init(lifecycle: Lifecycle, catalog: Catalog, config: DaemonConfig, startedAt: Double,
+                reload: @escaping @Sendable (String) throws(RegistryError) -> ConfigReload = { _ throws(RegistryError) in
+                    throw RegistryError(.unavailable, "this daemon was not started from a configuration directory; nothing to reload")
+                }) {
         self.lifecycle = lifecycle
         self.catalog = catalog
         self.config = config
         self.startedAt = startedAt
+        self.reload = reload
     }
 
     /// Answers one `/v1` request.
@@ -43,6 +49,11 @@ public struct ControlAPI: Sendable {
             let wait = request.queryValue("wait").map { $0 == "true" || $0 == "1" } ?? true
             let idle = wait ? lifecycle.waitUntilIdle(timeout: 120) : false
             return ok(["rescanned": true, "idle": idle])
+        case ("POST", 1, "reload"):
+            let plan = try reload(actor)
+            return ok(ReloadResult(changed: plan.changed, restartRequired: plan.restartRequired,
+                                   message: plan.changed.isEmpty && plan.restartRequired.isEmpty ? "configuration re-read; nothing changed"
+                                       : "configuration reloaded" + (plan.restartRequired.isEmpty ? "" : "; restart to apply " + plan.restartRequired.joined(separator: ", "))))
         case ("POST", 1, "verify"):
             return ok(try verify(model: request.queryValue("model"), actor: actor))
         case ("GET", 1, "events"):
@@ -194,7 +205,8 @@ public struct ControlAPI: Sendable {
             }
             return ModelInfo(name: status.name, production: production, aliases: status.aliases,
                              split: split.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) }, versions: versions,
-                             shadow: reports[status.name].map { ControlAPI.info($0, queued: queued) })
+                             shadow: reports[status.name].map { ControlAPI.info($0, queued: queued) },
+                             rollout: (try? lifecycle.rollout(model: status.name)).map(ControlAPI.info))
         }
     }
 

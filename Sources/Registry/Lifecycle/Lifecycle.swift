@@ -1,5 +1,6 @@
 import Foundation
 import Runtime
+import Synchronization
 
 /// The owner of every model version's lifecycle:
 /// `discovered -> verifying -> loading -> ready -> (candidate | live | shadow) -> retired`,
@@ -20,7 +21,9 @@ public final class Lifecycle: @unchecked Sendable {
         var description: String { "\(model) version \(version)" }
     }
 
-    public let config: DaemonConfig
+    /// The configuration in force; a reload (``apply(_:)``) replaces it between two decisions.
+    public var config: DaemonConfig { settings.withLock { $0 } }
+    private let settings: Mutex<DaemonConfig>
     public let catalog: Catalog
     public let router: Router
     /// Serving statistics, which rollouts judge; the serving path records into them, and a
@@ -31,7 +34,9 @@ public final class Lifecycle: @unchecked Sendable {
     let log: Log
     let clock: any RegistryClock
     let loader: Loader
-    let verifier: ArtifactVerifier
+    /// Built from the trusted keys in force at each admission, so a reload's keys apply to the
+    /// next version admitted.
+    var verifier: ArtifactVerifier { ArtifactVerifier(trustedKeys: config.trustedKeys) }
     let directory: ModelDirectory
     let watcher: (any DirectoryWatcher)?
 
@@ -66,17 +71,23 @@ public final class Lifecycle: @unchecked Sendable {
 
     public init(config: DaemonConfig, catalog: Catalog, router: Router, loader: Loader, log: Log,
                 clock: any RegistryClock = SystemClock(), watcher: (any DirectoryWatcher)? = InotifyWatcher()) {
-        self.config = config
+        self.settings = Mutex(config)
         self.catalog = catalog
         self.router = router
         self.loader = loader
         self.log = log
         self.clock = clock
         self.watcher = watcher
-        self.verifier = ArtifactVerifier(trustedKeys: config.trustedKeys)
         self.directory = ModelDirectory(root: config.modelRoot)
         self.mirror = ShadowMirror(capacity: config.shadowQueueSize)
         self.stats = ServingStats(clock: clock)
+    }
+
+    /// Puts a reloaded configuration in force (``ConfigReload/applied``: the keys fixed at start
+    /// keep their values). Policies, budgets, keys and the settle window apply to the next
+    /// decision; nothing already admitted or serving changes.
+    public func apply(_ config: DaemonConfig) {
+        settings.withLock { $0 = config }
     }
 
     // MARK: Start and stop

@@ -74,12 +74,16 @@ public final class HTTPServer: @unchecked Sendable {
         var requestStarted: Double?
         var armed = false
         var timedOut = false
+        /// When it was accepted, and how many responses it has had.
+        let accepted: Double
+        var answered = 0
 
         init(fd: Int32, peer: Peer, limits: HTTPRequestParser.Limits, now: Double) {
             self.fd = fd
             self.peer = peer
             self.parser = HTTPRequestParser(limits: limits)
             self.lastActivity = now
+            self.accepted = now
         }
     }
 
@@ -174,8 +178,17 @@ public final class HTTPServer: @unchecked Sendable {
         reaper.start()
     }
 
-    /// Stops accepting, lets requests in flight finish (up to `deadline` seconds), then stops
-    /// the threads and closes every connection.
+    /// Stops gracefully, within `deadline` seconds:
+    /// 1. no new clients: the Unix socket's name is removed first, so a `connect` fails at once
+    ///    (ENOENT) instead of waiting in a backlog nobody will read;
+    /// 2. connections the kernel completed but not yet handed over are accepted and served, not
+    ///    reset; then the listeners close;
+    /// 3. requests in flight, and requests already received whole or in part, are answered
+    ///    (with `Connection: close`);
+    /// 4. idle keep-alive connections are closed, the threads stop.
+    /// A request that arrives on an idle keep-alive connection after step 3 was never read: its
+    /// client sees the connection close without an answer, as with any server that closes an
+    /// idle connection, and retries on a new connection, which is refused.
     public func stop(deadline: Double = 10) {
         let closing: [Listener] = lock.withLock {
             stopping = true
@@ -183,12 +196,15 @@ public final class HTTPServer: @unchecked Sendable {
             return Array(listeners.values)
         }
         for listener in closing {
-            epoll_ctl(epollFD, EPOLL_CTL_DEL, listener.fd, nil)
-            close(listener.fd)
             if let path = listener.unixPath { unlink(path) }
         }
+        for listener in closing {
+            epoll_ctl(epollFD, EPOLL_CTL_DEL, listener.fd, nil)
+            acceptAll(listener, draining: true)
+            close(listener.fd)
+        }
         let limit = Date().addingTimeInterval(deadline)
-        while lock.withLock({ inFlight }) > 0 && Date() < limit {
+        while lock.withLock({ busy() }) && Date() < limit {
             usleep(2_000)
         }
         var one: UInt64 = 1
@@ -197,6 +213,22 @@ public final class HTTPServer: @unchecked Sendable {
         lock.withLock {
             for connection in connections.values { close(connection.fd) }
             connections.removeAll()
+        }
+    }
+
+    /// Whether any request is being handled, or has arrived (whole or in part) and waits for a
+    /// worker, or may be about to: a connection accepted less than a second ago that has not
+    /// sent its first request yet (its client connected and is writing it). Called under
+    /// `lock`. A connection a worker owns (`armed` false) counts as busy; one waiting in epoll is
+    /// quiescent, so its parser may be read here.
+    private func busy() -> Bool {
+        if inFlight > 0 { return true }
+        let now = Date().timeIntervalSince1970
+        var byte: UInt8 = 0
+        return connections.values.contains { connection in
+            !connection.armed || connection.parser.isMidRequest
+                || (connection.answered == 0 && now - connection.accepted < 1)
+                || recv(connection.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0
         }
     }
 
@@ -248,8 +280,10 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    private func acceptAll(_ listener: Listener) {
-        defer { if lock.withLock({ !stopping }) { arm(listener.fd) } }
+    /// Accepts every connection waiting on `listener`; `draining` (at stop) admits them although
+    /// the server is stopping, so that they are served instead of reset.
+    private func acceptAll(_ listener: Listener, draining: Bool = false) {
+        defer { if !draining && lock.withLock({ !stopping }) { arm(listener.fd) } }
         while true {
             let fd = registryd_accept(listener.fd)
             if fd < 0 {
@@ -276,7 +310,7 @@ public final class HTTPServer: @unchecked Sendable {
             }
             let now = Date().timeIntervalSince1970
             let admitted: Bool = lock.withLock {
-                guard connections.count < configuration.maxConnections, !stopping else { return false }
+                guard connections.count < configuration.maxConnections, draining || !stopping else { return false }
                 let connection = Connection(fd: fd, peer: peer, limits: configuration.limits, now: now)
                 connection.armed = true
                 connections[fd] = connection
@@ -345,6 +379,7 @@ public final class HTTPServer: @unchecked Sendable {
                 lock.withLock {
                     inFlight -= 1
                     connection.requestStarted = nil
+                    connection.answered += 1
                 }
                 if !written || !keepAlive {
                     closeConnection(connection)

@@ -33,6 +33,11 @@ public final class Log: Sendable {
 
     public func setLevel(_ level: Level) { state.withLock { $0.level = level } }
 
+    /// Changes the level and the format at once (a configuration reload).
+    public func configure(level: Level, format: Format) {
+        state.withLock { $0 = State(level: level, format: format) }
+    }
+
     public func log(_ level: Level, _ message: StaticString, _ metadata: KeyValuePairs<String, CustomStringConvertible> = [:]) {
         let (minimum, format) = state.withLock { ($0.level, $0.format) }
         guard level >= minimum else { return }
