@@ -18,6 +18,8 @@
 #   * Python clients (in ./.venv-clients, hash-pinned by scripts/requirements-clients.txt): the
 #     real KServe v2 client (tritonclient[http]) the tests drive registryd with. A separate
 #     environment, because tritonclient pins ml-dtypes <= 0.5.4 and the fixture tools want 0.6.
+#   * The Python backend example's dependencies (in ./.venv-example, hash-pinned by
+#     examples/python-backend/requirements.txt: FastAPI, httpx), for its end-to-end test.
 # Every download is pinned and checked; a failure stops with a message that says what failed.
 set -euo pipefail
 
@@ -40,8 +42,10 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 command -v swift >/dev/null || die "the Swift 6 toolchain is not on PATH; install it first (swift.org)"
 
 stamp_dir=/var/lib/registryd-setup
-stamp="$stamp_dir/$(cat "$0" "$here/scripts/requirements.txt" "$here/scripts/requirements-clients.txt" | sha256sum | cut -c1-16)"
+stamp="$stamp_dir/$(cat "$0" "$here/scripts/requirements.txt" "$here/scripts/requirements-clients.txt" \
+  "$here/examples/python-backend/requirements.txt" | sha256sum | cut -c1-16)"
 if [ $force = 0 ] && [ -f "$stamp" ] && [ -x "$here/.venv/bin/python" ] && [ -x "$here/.venv-clients/bin/python" ] \
+   && [ -x "$here/.venv-example/bin/python" ] \
    && pkg-config --exists libonnxruntime sqlite3 libcrypto 2>/dev/null \
    && ldconfig -p | grep -q 'libonnxruntime.so.1 ' && command -v promtool >/dev/null \
    && command -v make >/dev/null && command -v systemd-analyze >/dev/null && command -v chromium >/dev/null; then
@@ -142,6 +146,13 @@ if [ ! -x "$here/.venv-clients/bin/python" ]; then
 fi
 "$here/.venv-clients/bin/python" -m pip install -q --require-hashes --only-binary=:all: \
   -r "$here/scripts/requirements-clients.txt" || die "pip install of scripts/requirements-clients.txt failed"
+
+say "Python environment for the backend example's test (.venv-example)"
+if [ ! -x "$here/.venv-example/bin/python" ]; then
+  python3 -m venv "$here/.venv-example" || die "python3 -m venv failed (is python3-venv installed?)"
+fi
+"$here/.venv-example/bin/python" -m pip install -q --require-hashes --only-binary=:all: \
+  -r "$here/examples/python-backend/requirements.txt" || die "pip install of examples/python-backend/requirements.txt failed"
 
 mkdir -p "$stamp_dir"
 rm -f "$stamp_dir"/*
