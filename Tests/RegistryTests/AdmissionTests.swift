@@ -163,6 +163,43 @@ struct AdmissionTests {
         #expect(registry.daemon!.router.current.models["digits"]?.production?.version == 1)
     }
 
+    @Test("a version that was once admitted and later failed keeps its bytes: new bytes under its number are quarantined, not admitted afresh")
+    func failedAfterServingStaysImmutable() throws {
+        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .live, keepPrevious: 1, requireSignature: false)])
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
+        #expect(registry.waitForState("digits", 2, [.live]) != nil)
+        let served = registry.record("digits", 1)?.sha256
+        registry.stop()
+        // Version 1 served, then failed (as when its file became unreadable, or a new ONNX
+        // Runtime could not load it at a restart).
+        let catalog = try Catalog(path: registry.database)
+        try catalog.setState(model: "digits", version: 1, .failed, reason: "simulated: cannot load at restart", event: EventDraft(action: "fail", model: "digits", version: 1))
+        catalog.close()
+        try registry.start()
+        #expect(registry.record("digits", 1)?.state == .failed)
+        // Different bytes appear under version 1.
+        let path = "\(registry.root)/digits/1/model.onnx"
+        try modelBytes("digits_mlp.onnx", variant: 9).write(to: URL(fileURLWithPath: path + ".new"))
+        #expect(rename(path + ".new", path) == 0)
+        registry.daemon!.lifecycle.rescanNow()
+        #expect(registry.waitForState("digits", 1, [.quarantined]) != nil, "new bytes under a version that served must not be admitted")
+        #expect(registry.record("digits", 1)?.sha256 == served, "the recorded hash stays the one that served")
+        #expect(registry.record("digits", 1)?.reason.contains("is immutable") == true, "\(registry.record("digits", 1)?.reason ?? "")")
+        #expect(registry.daemon!.router.current.models["digits"]?.versions[1] == nil)
+
+        // A version that failed its first admission is still admitted afresh when fixed.
+        try dropAtomically(root: registry.root, model: "digits", version: 3, bytes: Data("not onnx".utf8))
+        #expect(registry.waitForState("digits", 3, [.failed]) != nil)
+        let path3 = "\(registry.root)/digits/3/model.onnx"
+        try modelBytes("digits_logreg.onnx", variant: 3).write(to: URL(fileURLWithPath: path3 + ".new"))
+        #expect(rename(path3 + ".new", path3) == 0)
+        registry.daemon!.lifecycle.rescanNow()
+        #expect(registry.waitForState("digits", 3, [.live]) != nil)
+    }
+
     @Test("a policy that requires signatures quarantines an unsigned version")
     func signatureRequired() throws {
         let keys = try Ed25519.generateKeyPair()

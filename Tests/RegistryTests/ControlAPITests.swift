@@ -95,6 +95,20 @@ struct ControlAPITests {
         #expect(try client.json("PUT", "/v1/models/digits/aliases/Bad!", #"{"version": 2}"#).0 == 400)
     }
 
+    @Test("the candidate alias marks a ready version candidate and back; on production it changes no state")
+    func candidateAlias() throws {
+        let registry = try twoVersions()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        #expect(try client.json("PUT", "/v1/models/digits/aliases/candidate", #"{"version": 1}"#).0 == 200)
+        #expect(registry.record("digits", 1)?.state == .live, "production stays live under the candidate alias")
+        #expect(try client.json("PUT", "/v1/models/digits/aliases/candidate", #"{"version": 2}"#).0 == 200)
+        #expect(registry.record("digits", 2)?.state == .candidate)
+        #expect(registry.record("digits", 1)?.state == .live)
+        #expect(try client.json("DELETE", "/v1/models/digits/aliases/candidate", "{}").0 == 200)
+        #expect(registry.record("digits", 2)?.state == .ready, "removing the alias makes it plain ready again")
+        #expect(try Catalog.peekState(registry.database, "digits", 2) == "ready", "and the catalog says so")
+    }
+
     @Test("history --verify: an edited row and a deleted row are each detected")
     func tamperEvidence() throws {
         let registry = try twoVersions()

@@ -159,6 +159,15 @@ public final class Catalog: @unchecked Sendable {
         }
     }
 
+    /// Whether the version was ever admitted to serve (a `ready` event: loaded and servable, at
+    /// least by pin). Such a version's bytes are fixed for good, even after it failed.
+    public func wasAdmitted(model: String, version: Int) throws(RegistryError) -> Bool {
+        try read { db throws(RegistryError) in
+            try db.scalarInt("SELECT count(*) FROM events WHERE model = ? AND version = ? AND action = 'ready'",
+                             [.text(model), .int(Int64(version))]) ?? 0 > 0
+        }
+    }
+
     // MARK: Aliases
 
     /// The model's aliases: alias name to version.

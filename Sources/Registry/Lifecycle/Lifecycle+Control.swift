@@ -119,10 +119,15 @@ extension Lifecycle {
             }
             guard let version else {
                 guard let previous else { throw RegistryError(.notFound, "model '\(model)' has no alias '\(alias)'") }
-                let eventID = try catalog.setAlias(model: model, alias: alias, version: nil,
+                // A version that was `candidate` only by this alias is plain `ready` again.
+                let states: [(version: Int, state: VersionState, reason: String)] =
+                    alias == "candidate" && records[Key(model: model, version: previous)]?.state == .candidate
+                    ? [(previous, .ready, "the candidate alias was removed")] : []
+                let eventID = try catalog.setAlias(model: model, alias: alias, version: nil, states: states,
                                                    event: EventDraft(actor: actor, action: "alias", model: model, version: previous,
                                                                      before: "\(alias)=\(previous)", after: nil, reason: reason))
                 aliases[model]?[alias] = nil
+                apply(states, model: model)
                 try retire(model: model)
                 publish()
                 return CommandOutcome(version: nil, previous: previous, message: "model '\(model)': alias '\(alias)' removed (was version \(previous))", eventID: eventID)

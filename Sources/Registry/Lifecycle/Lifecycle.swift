@@ -79,7 +79,7 @@ public final class Lifecycle: @unchecked Sendable {
         self.clock = clock
         self.watcher = watcher
         self.directory = ModelDirectory(root: config.modelRoot)
-        self.mirror = ShadowMirror(capacity: config.shadowQueueSize)
+        self.mirror = ShadowMirror(capacity: config.shadowQueueSize, cpuShare: Double(config.shadowCPUPercent) / 100)
         self.stats = ServingStats(clock: clock)
     }
 
@@ -355,9 +355,14 @@ public final class Lifecycle: @unchecked Sendable {
     /// but has not settled yet.
     private func reconcileKnown(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, now: Double) throws(RegistryError) -> Double? {
         let sameIdentity = record.size == observation.size && record.mtime == observation.mtime
+        let admittedBefore = record.state == .failed && !sameIdentity ? try catalog.wasAdmitted(model: key.model, version: key.version) : false
         switch record.state {
-        case .failed where !sameIdentity, .quarantined where !sameIdentity && record.sha256 == nil:
-            // Never served: new bytes get a fresh admission once complete.
+        case .failed where !sameIdentity && !admittedBefore,
+             .quarantined where !sameIdentity && record.sha256 == nil:
+            // Never admitted (it failed verification or its first load): new bytes get a fresh
+            // admission once complete. A version that was once ready, then failed (say its file
+            // became unreadable), keeps its recorded bytes: new ones fall through to the
+            // immutability check below and are quarantined.
             if let wait = settleRemaining(observation, now: now) { return wait }
             records[key] = nil
             admit(key, observation)
@@ -585,7 +590,14 @@ public final class Lifecycle: @unchecked Sendable {
     func setAliasLocked(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) -> Int64 {
         let previous = aliases[model]?[alias]
         var states: [(version: Int, state: VersionState, reason: String)] = []
-        if alias == "candidate" { states.append((version, .candidate, reason)) }
+        if alias == "candidate" {
+            // The `candidate` state marks a loaded version waiting for promotion; production,
+            // a shadow or a retired version keeps its own state under the alias.
+            if records[Key(model: model, version: version)]?.state == .ready { states.append((version, .candidate, reason)) }
+            if let previous, previous != version, records[Key(model: model, version: previous)]?.state == .candidate {
+                states.append((previous, .ready, "the candidate alias moved to version \(version)"))
+            }
+        }
         let eventID = try catalog.setAlias(model: model, alias: alias, version: version, states: states,
                                            event: EventDraft(actor: actor, action: "alias", model: model, version: version,
                                                              before: previous.map { "\(alias)=\($0)" }, after: "\(alias)=\(version)", reason: reason))
