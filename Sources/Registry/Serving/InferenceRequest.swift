@@ -203,7 +203,11 @@ struct InferenceRequest {
                 case .int16: try fill(Int16.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.int64(), &s) }
                 case .int32: try fill(Int32.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.int64(), &s) }
                 case .int64: try fill(Int64.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.int64() }
-                case .fp16: try fill(UInt16.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in Float16(try s.float()).bitPattern }
+                case .fp16: try fill(UInt16.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in
+                    let half = Float16(try s.float())
+                    guard half.isFinite else { throw s.failure("number out of range for FP16 (largest magnitude 65504)") }
+                    return half.bitPattern
+                }
                 case .bf16: try fill(UInt16.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in BFloat16(try s.float()).bitPattern }
                 case .fp32: try fill(Float.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.float() }
                 case .fp64: try fill(Double.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.double() }

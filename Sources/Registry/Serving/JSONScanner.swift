@@ -189,15 +189,20 @@ struct JSONScanner {
     private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
     /// A number as a Double (correctly rounded, by strtod on the validated token).
+    /// A number beyond the type's range is refused, never turned into infinity.
     mutating func double() throws(Failure) -> Double {
         let token = try numberToken()
-        return withToken(token) { strtod($0, nil) }
+        let value = withToken(token) { strtod($0, nil) }
+        guard value.isFinite else { throw failure("number out of range for FP64 (largest magnitude 1.8e308)") }
+        return value
     }
 
     /// A number as a Float, rounded once (strtof), not through Double.
     mutating func float() throws(Failure) -> Float {
         let token = try numberToken()
-        return withToken(token) { strtof($0, nil) }
+        let value = withToken(token) { strtof($0, nil) }
+        guard value.isFinite else { throw failure("number out of range for FP32 (largest magnitude 3.4e38)") }
+        return value
     }
 
     /// An integer within `Int64`; fractions and exponents are refused.
