@@ -262,6 +262,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for registryd and the peer")
     parser.add_argument("--out", default=str(ROOT / "bench/results/latest.json"))
     parser.add_argument("--quick", action="store_true", help="one repeat, short runs: to check the harness")
+    parser.add_argument("--only", choices=["shadow"], help="run only this group (written to --out; BENCHMARKS.md is left alone)")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.seconds, args.cnn_seconds = 1, 1, 2
@@ -283,8 +284,9 @@ def main():
         shown = {k: round(row[k]["median"], 1) for k in ["p50_us", "p99_us", "throughput"] if k in row}
         print(f"{group:10} {label:44} {shown}", flush=True)
 
+    everything = args.only is None
     # The floor.
-    for model, path, runs in [("digits", FIXTURES / "digits_logreg.onnx", 20000), ("resnet50", RESNET, 40)]:
+    for model, path, runs in [("digits", FIXTURES / "digits_logreg.onnx", 20000), ("resnet50", RESNET, 40)] if everything else []:
         for threads in [1, 2]:
             record("floor", f"{model} in-process Run, {threads} intra-op thread(s)",
                    repeat(args.repeats, lambda: run_tool(["floor", "--model", str(path), "--threads", str(threads), "--runs", str(runs)])),
@@ -295,7 +297,7 @@ def main():
     try:
         uds, tcp, peer_ep = ["--unix", reg.socket], ["--tcp", f"127.0.0.1:{reg.port}"], ["--tcp", f"127.0.0.1:{peer.port}"]
         target = "/v2/models/{}/infer"
-        for concurrency in [1, 8, 64]:
+        for concurrency in [1, 8, 64] if everything else []:
             for name, endpoint, kind in [("registryd UDS JSON", uds, "json"), ("registryd UDS binary", uds, "binary"),
                                          ("registryd TCP JSON", tcp, "json"), ("registryd TCP binary", tcp, "binary"),
                                          ("peer TCP JSON", peer_ep, "json")]:
@@ -303,28 +305,35 @@ def main():
                        repeat(args.repeats, lambda: load(endpoint, target.format("digits"), bodies["digits"][kind], concurrency, args.seconds, 1)),
                        model="digits", server=name.split()[0], transport=name.split()[1], encoding=kind, concurrency=concurrency)
         for name, endpoint, kind in [("registryd UDS binary", uds, "binary"), ("registryd UDS JSON", uds, "json"),
-                                     ("registryd TCP binary", tcp, "binary"), ("peer TCP JSON", peer_ep, "json")]:
+                                     ("registryd TCP binary", tcp, "binary"), ("peer TCP JSON", peer_ep, "json")] if everything else []:
             record("resnet50", f"{name}, concurrency 1",
                    repeat(args.repeats, lambda: load(endpoint, target.format("resnet50"), bodies["resnet50"][kind], 1, args.cnn_seconds, 2)),
                    model="resnet50", server=name.split()[0], transport=name.split()[1], encoding=kind, concurrency=1)
         results["registryd_rss_mib_after_load"] = reg.rss_mib()
 
-        # Shadow traffic: the client's latency with 20% (the example) and 100% of the
-        # requests mirrored, against none (measured again here, right before, for a fair pair).
-        record("shadow", "registryd UDS JSON, concurrency 1, no shadow",
-               repeat(args.repeats, lambda: load(uds, target.format("digits"), bodies["digits"]["json"], 1, args.seconds, 1)),
-               model="digits", concurrency=1, percent=0)
-        for percent in [20, 100]:
-            control(reg.socket, "PUT", "/v1/models/digits/shadow", {"version": 2, "percent": percent, "reason": "benchmark"})
-            record("shadow", f"registryd UDS JSON, concurrency 1, shadow {percent}%",
-                   repeat(args.repeats, lambda: load(uds, target.format("digits"), bodies["digits"]["json"], 1, args.seconds, 1)),
-                   model="digits", concurrency=1, percent=percent)
-            status, shadow = control(reg.socket, "GET", "/v1/models/digits/shadow")
-            results[f"shadow_report_{percent}"] = shadow
-        control(reg.socket, "DELETE", "/v1/models/digits/shadow", {"reason": "benchmark done"})
+        # Shadow traffic: the client's latency with 0%, 20% (the example) and 100% of the
+        # requests mirrored, interleaved (0, 20, 100, 0, 20, 100, ...) so that the machine's
+        # drift hits each alike; at concurrency 1 and 8.
+        for concurrency in [1, 8]:
+            samples = {0: [], 20: [], 100: []}
+            reports = {}
+            for _ in range(args.repeats):
+                for percent in [0, 20, 100]:
+                    if percent:
+                        control(reg.socket, "PUT", "/v1/models/digits/shadow", {"version": 2, "percent": percent, "reason": "benchmark"})
+                    samples[percent].append(load(uds, target.format("digits"), bodies["digits"]["json"], concurrency, args.seconds, 1))
+                    if percent:
+                        reports[percent] = control(reg.socket, "GET", "/v1/models/digits/shadow")[1]
+                        control(reg.socket, "DELETE", "/v1/models/digits/shadow", {"reason": "benchmark"})
+            for percent in [0, 20, 100]:
+                record("shadow", f"registryd UDS JSON, concurrency {concurrency}, " + (f"shadow {percent}%" if percent else "no shadow"),
+                       samples[percent], model="digits", concurrency=concurrency, percent=percent)
+                if percent:
+                    results[f"shadow_report_{percent}" + ("" if concurrency == 1 else f"_c{concurrency}")] = reports[percent]
 
-        results["lifecycle"] = lifecycle_figures(reg, max(5, args.repeats))
-        results["hot_swaps"] = swaps_under_load(reg, bodies, max(args.seconds, 5) * 2, 100)
+        if everything:
+            results["lifecycle"] = lifecycle_figures(reg, max(5, args.repeats))
+            results["hot_swaps"] = swaps_under_load(reg, bodies, max(args.seconds, 5) * 2, 100)
         results["registryd_rss_mib_end"] = reg.rss_mib()
     finally:
         peer.stop()
@@ -332,7 +341,8 @@ def main():
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"bench: results in {args.out}")
-    subprocess.run([sys.executable, str(ROOT / "bench/report.py"), args.out], check=True)
+    if everything:
+        subprocess.run([sys.executable, str(ROOT / "bench/report.py"), args.out], check=True)
 
 
 if __name__ == "__main__":

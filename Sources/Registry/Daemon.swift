@@ -50,7 +50,7 @@ public final class Daemon: Sendable {
         self.lockFD = lockFD
         self.catalog = catalog
         self.router = Router()
-        let lifecycle = Lifecycle(config: config, catalog: catalog, router: router, loader: Loader(environment: environment),
+        let lifecycle = Lifecycle(config: config, catalog: catalog, router: router, loader: Loader(environment: environment, singleThreadBelowBytes: config.singleThreadBelowBytes),
                                   log: log, clock: clock, watcher: watcher)
         self.lifecycle = lifecycle
         let threads = config.httpThreads > 0 ? config.httpThreads : max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
@@ -114,7 +114,8 @@ public final class Daemon: Sendable {
             log.warning("configuration keys changed that take effect only after a restart; their current values stay",
                         ["keys": plan.restartRequired.joined(separator: ",")])
         }
-        // A policy may now admit what was refused (a signature no longer required, a key added).
+        // The next scan applies the new settle window and policies to versions still waiting to
+        // be admitted. (Versions already refused stay refused: publish them again.)
         lifecycle.rescanNow()
         return plan
     }

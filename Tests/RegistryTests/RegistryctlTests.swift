@@ -37,12 +37,40 @@ struct RegistryctlTests {
         return registry
     }
 
+    @Test("status shows a running rollout with its progress bar, as rollout status does; --watch refreshes; bad watch options are usage errors")
+    func statusWatch() throws {
+        let registry = try registry()
+        let started = try ctl(registry, ["rollout", "start", "digits", "2", "--steps", "5,50,100", "--interval", "5m", "--reason", "test"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let status = try ctl(registry, ["status"])
+        #expect(status.status == 0)
+        #expect(status.stdout.contains("rollout of version 2 against 1: running"), "\(status.stdout)")
+        #expect(status.stdout.contains("[#.............................] 5%   step 1 of 3"), "\(status.stdout)")
+        let rollout = try ctl(registry, ["rollout", "status", "digits"])
+        #expect(rollout.stdout.contains("[#.............................] 5%   step 1 of 3"))
+
+        let watch = try ctl(registry, ["status", "--watch", "--interval", "0.1", "--count", "3"])
+        #expect(watch.status == 0)
+        #expect(watch.stdout.components(separatedBy: "registryctl status --watch: ").count - 1 == 3, "\(watch.stdout)")
+        #expect(!watch.stdout.contains("\u{1B}["), "no terminal escapes into a pipe")
+        #expect(watch.stdout.components(separatedBy: "rollout of version 2").count - 1 == 3)
+
+        let bad = try ctl(registry, ["status", "--count", "2"])
+        #expect(bad.status == 64 && bad.stderr.contains("--interval and --count go with --watch"), "\(bad.stderr)")
+        let zero = try ctl(registry, ["status", "--watch", "--interval", "0"])
+        #expect(zero.status == 64 && zero.stderr.contains("--interval '0'"), "\(zero.stderr)")
+        // With the daemon gone, --watch keeps going and says why.
+        registry.stop()
+        let down = try ctl(registry, ["status", "--watch", "--interval", "0.1", "--count", "2"])
+        #expect(down.status == 0 && down.stdout.contains("cannot show the status:"), "\(down.stdout)")
+    }
+
     @Test("help text of the tool and of every command matches its golden file; help exits 0")
     func help() throws {
         let top = try ctl(nil, ["--help"])
         #expect(top.status == 0)
         try expectGolden(top.stdout, "registryctl-help.txt")
-        for command in ["status", "list", "versions", "show", "promote", "rollback", "alias", "split", "rollout", "shadow", "predict", "verify", "rescan", "history", "import"] {
+        for command in ["status", "list", "versions", "show", "promote", "rollback", "alias", "split", "rollout", "shadow", "predict", "verify", "rescan", "reload", "history", "import"] {
             let result = try ctl(nil, [command, "--help"])
             #expect(result.status == 0, "\(command)")
             try expectGolden(result.stdout, "registryctl-\(command)-help.txt")

@@ -41,6 +41,7 @@ struct ShadowTests {
     func registry(queue: Int = 1024) throws -> TestRegistry {
         let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
         registry.config.shadowQueueSize = queue
+        registry.config.shadowCPUPercent = 100  // the agreement figures count every mirror
         try registry.makeModelDirectory("digits")
         try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
         try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
@@ -120,6 +121,32 @@ struct ShadowTests {
         let mirrored = registry.daemon!.lifecycle.mirror.reports()["digits"]?.mirrored ?? 0
         // Binomial(2000, 0.2): mean 400, standard deviation 17.9; 6 sigma either side.
         #expect((293...507).contains(mirrored), "\(mirrored) of 2000 mirrored at 20%")
+    }
+
+    @Test("the CPU budget: past its share of a second the mirror drops jobs (counted) instead of running them")
+    func cpuBudget() throws {
+        let registry = try registry()
+        let routes = try #require(registry.daemon!.router.current.models["digits"])
+        let shadow = try #require(routes.versions[2])
+        let primary = try #require(routes.versions[1])
+        let inputs = ["input": try Tensor(shape: [1, 64], scalars: try testSplit().features[0])]
+        let outputs = try primary.session.run(inputs)
+        // A budget of 1% of a CPU is 10 ms a second; 2,000 runs of the MLP take far more.
+        let mirror = ShadowMirror(capacity: 4096, cpuShare: 0.01)
+        mirror.configure(model: "digits", version: 2, percent: 100)
+        let job = ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: outputs,
+                                   primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
+        for _ in 0..<2000 { mirror.offer(model: "digits", job) }
+        let began = Date()
+        mirror.start()
+        #expect(registry.wait { mirror.queued == 0 } != nil)
+        let elapsed = Date().timeIntervalSince(began)
+        let report = try #require(mirror.reports()["digits"])
+        mirror.stop()
+        #expect(report.runs + report.dropped == 2000)
+        #expect(report.dropped > 0, "nothing dropped: \(report.runs) runs")
+        // Runs stop once the window's 10 ms are spent: their total time stays near the budget.
+        #expect(report.shadowSeconds < 0.01 * (elapsed.rounded(.up) + 1) + 0.01, "\(report.shadowSeconds) s of runs in \(elapsed) s")
     }
 
     @Test("the queue is bounded: past its capacity mirrors are dropped and counted, and a stopped mirror runs nothing")

@@ -20,7 +20,7 @@ public enum Ed25519 {
         return EVP_DigestVerify(context, signature, signature.count, message, message.count) == 1
     }
 
-    /// A new key pair: (private, public), raw 32 bytes each. For `registryd keygen` and tests.
+    /// A new key pair: (private, public), raw 32 bytes each. For tests and tooling (OPERATIONS.md shows how to make keys with openssl).
     public static func generateKeyPair() throws(RegistryError) -> (privateKey: [UInt8], publicKey: [UInt8]) {
         guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nil) else {
             throw RegistryError(.system, "cannot create an ed25519 key context")

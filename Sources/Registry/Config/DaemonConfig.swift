@@ -19,6 +19,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var tcpStatusPage: Bool = false
     /// ONNX Runtime intra-op threads shared by all sessions; 0 lets it choose.
     public var onnxThreads: Int
+    /// Models smaller than this run on the calling thread alone, outside the shared ONNX Runtime
+    /// thread pool (see ``Loader/singleThreadBelowBytes``); 0 sends every model to the pool.
+    public var singleThreadBelowBytes: Int64 = 16 << 20
     /// Upper bound of the memory that loaded models may take, in bytes; 0 for no bound.
     public var memoryBudgetBytes: Int64
     /// What to do when loading a new version would exceed the budget while the old one is loaded.
@@ -42,6 +45,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var idleTimeoutSeconds: Double = 300
     /// Mirrored requests waiting for the shadow; beyond this they are dropped (and counted).
     public var shadowQueueSize: Int = 256
+    /// The share of one CPU (percent) that shadow runs may take; past it, mirrors are dropped.
+    public var shadowCPUPercent: Int = 10
     /// How often the in-memory serving statistics are written to the catalog, and how long
     /// they are kept there.
     public var statsFlushSeconds: Double = 10
@@ -134,6 +139,7 @@ public struct DaemonConfig: Sendable, Equatable {
         }
         config.tcpStatusPage = try r.bool("tcp_status_page") ?? false
         config.onnxThreads = try r.int("onnx_threads", in: 0...256) ?? 0
+        config.singleThreadBelowBytes = Int64(try r.int("single_thread_below_mb", in: 0...(1 << 20)) ?? 16) << 20
         config.memoryBudgetBytes = Int64(try r.int("memory_budget_mb", in: 0...(1 << 30)) ?? 0) << 20
         if let order = try r.string("load_order", oneOf: ["availability_first", "budget_first"]) {
             config.loadOrder = LoadOrder(rawValue: order)!
@@ -150,6 +156,7 @@ public struct DaemonConfig: Sendable, Equatable {
         config.requestTimeoutSeconds = try r.double("request_timeout_seconds", in: 0.1...3600) ?? 30
         config.idleTimeoutSeconds = try r.double("idle_timeout_seconds", in: 1...86400) ?? 300
         config.shadowQueueSize = try r.int("shadow_queue_size", in: 1...65536) ?? 256
+        config.shadowCPUPercent = try r.int("shadow_cpu_percent", in: 1...100) ?? 10
         config.statsFlushSeconds = try r.double("stats_flush_seconds", in: 0.1...3600) ?? 10
         config.statsRetentionHours = try r.double("stats_retention_hours", in: 1...87600) ?? 168
         config.trustedKeys = try r.stringMap("trusted_keys") ?? [:]

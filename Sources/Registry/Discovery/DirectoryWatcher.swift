@@ -44,7 +44,7 @@ public final class InotifyWatcher: DirectoryWatcher {
         var pipeFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0 else {
             close(fd)
-            throw RegistryError(.system, "pipe2 failed: \(String(cString: strerror(errno)))")
+            throw RegistryError(.system, "pipe() failed: \(String(cString: strerror(errno)))")
         }
         for end in pipeFDs {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)

@@ -6,10 +6,28 @@ import Runtime
 public struct Loader: Sendable {
     public let environment: Environment
     public let options: SessionOptions
+    /// Models smaller than this many bytes run on the calling thread alone (their own session
+    /// options, one intra-op thread) instead of the environment's shared thread pool. For a
+    /// small model the pool buys no parallelism, and two runs sharing it wait on each other:
+    /// measured, a shadow version's runs in the pool slowed the serving version's runs
+    /// (bench/run --only shadow). Larger models share the pool. 0 sends every model to the pool.
+    public let singleThreadBelowBytes: Int64
 
-    public init(environment: Environment, options: SessionOptions = SessionOptions()) {
+    public init(environment: Environment, options: SessionOptions = SessionOptions(), singleThreadBelowBytes: Int64 = 0) {
         self.environment = environment
         self.options = options
+        self.singleThreadBelowBytes = singleThreadBelowBytes
+    }
+
+    /// The session options for the artifact at `path`.
+    func options(for path: String) -> SessionOptions {
+        var chosen = options
+        if chosen.intraOpThreads == nil, singleThreadBelowBytes > 0,
+           let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value,
+           size < singleThreadBelowBytes {
+            chosen.intraOpThreads = 1
+        }
+        return chosen
     }
 
     /// Loads `path` and runs it once, on the manifest's sample inputs when it has them, else on
@@ -18,7 +36,7 @@ public struct Loader: Sendable {
     public func load(path: String, manifest: Manifest? = nil) throws(RegistryError) -> Session {
         let session: Session
         do {
-            session = try Session(path: path, environment: environment, options: options)
+            session = try Session(path: path, environment: environment, options: options(for: path))
         } catch {
             throw RegistryError(.modelFailure, "onnx runtime cannot load it: \(error.message)")
         }

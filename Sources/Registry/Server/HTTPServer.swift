@@ -345,7 +345,7 @@ public final class HTTPServer: @unchecked Sendable {
                 let timedOut = lock.withLock { connection.timedOut }
                 if timedOut {
                     if connection.parser.isMidRequest {
-                        _ = write(connection.fd, HTTPResponse.error(408, "request not received within \(Int(configuration.requestTimeout)) s").serialized(keepAlive: false))
+                        _ = write(connection.fd, HTTPResponse.error(408, "request not received within \(String(format: "%g", configuration.requestTimeout)) s").serialized(keepAlive: false))
                     }
                     closeConnection(connection)
                     return

@@ -67,6 +67,9 @@ public struct InferenceAPI: Sendable {
             }
         case ["infer"]:
             guard method == "POST" else { return methodNotAllowed(request) }
+            // Marked for the shadow mirror, which runs only in the gaps between inferences.
+            mirror?.servingBegan()
+            defer { mirror?.servingEnded() }
             return infer(request, model: model, version: version)
         default:
             return HTTPResponse.error(404, "no endpoint \(method) \(request.path)")

@@ -10,7 +10,11 @@ import Synchronization
 /// client's answer is already encoded and nothing waits for the mirror. Jobs wait in a bounded
 /// queue; when it is full the job is dropped and counted, never queued without bound and never
 /// run on the serving thread. One mirror thread, at a lower scheduling priority than the
-/// serving workers, runs the jobs.
+/// serving workers, runs the jobs, and only in the gaps between client requests: the serving
+/// path marks each inference it handles (``servingBegan()``/``servingEnded()``), and a job waits
+/// until none is in progress, for at most ``maximumDeferral`` seconds. So the shadow takes
+/// spare capacity; on a saturated server it runs at a trickle and the queue drops the rest
+/// (counted), rather than taking CPU from clients.
 public final class ShadowMirror: Sendable {
     /// One mirrored request.
     public struct Job: Sendable {
@@ -62,14 +66,26 @@ public final class ShadowMirror: Sendable {
     }
 
     public let capacity: Int
+    /// The longest a job waits for a gap in the serving traffic before it runs anyway.
+    public static let maximumDeferral = 0.05
     private let state = Mutex(State())
+    /// Inference requests being handled now, and whether the mirror thread waits for none.
+    private let serving = Atomic<Int>(0)
+    private let waitingForGap = Atomic<Bool>(false)
+    private let gap = DispatchSemaphore(value: 0)
     private let ready = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
 
-    public init(capacity: Int) {
-        precondition(capacity > 0)
+    /// The share of one CPU the mirror's runs may take, over each second (0 < share <= 1). Past
+    /// it, jobs are dropped (counted) until the next second: on a busy machine the shadow's
+    /// cost to clients stays bounded whatever share of requests is mirrored.
+    public let cpuShare: Double
+
+    public init(capacity: Int, cpuShare: Double = 1) {
+        precondition(capacity > 0 && cpuShare > 0 && cpuShare <= 1)
         self.capacity = capacity
+        self.cpuShare = cpuShare
     }
 
     /// Starts the mirror thread (once).
@@ -123,6 +139,33 @@ public final class ShadowMirror: Sendable {
         if accepted { ready.signal() }
     }
 
+    /// The serving path calls these around each inference request (two atomic operations).
+    @inline(__always)
+    public func servingBegan() {
+        serving.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    @inline(__always)
+    public func servingEnded() {
+        if serving.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0,
+           waitingForGap.load(ordering: .acquiring),
+           waitingForGap.compareExchange(expected: true, desired: false, ordering: .acquiringAndReleasing).exchanged {
+            gap.signal()
+        }
+    }
+
+    /// Waits until no inference request is being handled, or `maximumDeferral` has passed.
+    private func waitForGap() {
+        let deadline = DispatchTime.now() + ShadowMirror.maximumDeferral
+        while serving.load(ordering: .acquiring) > 0 {
+            waitingForGap.store(true, ordering: .releasing)
+            // Re-checked after announcing the wait: a request that ended in between signalled.
+            if serving.load(ordering: .acquiring) == 0 { break }
+            if gap.wait(timeout: deadline) == .timedOut { break }
+        }
+        waitingForGap.store(false, ordering: .releasing)
+    }
+
     /// The reports, by model.
     public func reports() -> [String: Report] {
         state.withLock { $0.reports }
@@ -146,11 +189,30 @@ public final class ShadowMirror: Sendable {
     }
 
     private func run() {
+        // Run time spent in the current one-second window (the CPU budget).
+        var windowStart = DispatchTime.now().uptimeNanoseconds
+        var spent: UInt64 = 0
+        let allowance = UInt64(cpuShare * 1e9)
         while true {
             ready.wait()
             if state.withLock({ $0.stopped }) { return }
             guard let job = next() else { continue }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if now - windowStart >= 1_000_000_000 {
+                windowStart = now
+                spent = 0
+            }
+            if spent >= allowance {
+                state.withLock { state in
+                    guard state.reports[job.shadow.model]?.version == job.shadow.version else { return }
+                    state.reports[job.shadow.model]?.dropped += 1
+                }
+                continue
+            }
+            waitForGap()
+            let began = DispatchTime.now().uptimeNanoseconds
             execute(job)
+            spent += DispatchTime.now().uptimeNanoseconds - began
         }
     }
 
