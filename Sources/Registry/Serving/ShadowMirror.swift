@@ -73,6 +73,11 @@ public final class ShadowMirror: Sendable {
     private let serving = Atomic<Int>(0)
     private let waitingForGap = Atomic<Bool>(false)
     private let gap = DispatchSemaphore(value: 0)
+    /// Whether the mirror thread sleeps for want of jobs (only then does an offer wake it: the
+    /// serving path makes no system call while the mirror is busy).
+    private let sleeping = Atomic<Bool>(false)
+    /// Until when (uptime, ns) the CPU budget is spent: offers are dropped at once until then.
+    private let exhaustedUntil = Atomic<UInt64>(0)
     private let ready = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
@@ -124,19 +129,23 @@ public final class ShadowMirror: Sendable {
         }
     }
 
-    /// Offers a job from the serving path. Never blocks: a full queue drops it and counts it.
+    /// Offers a job from the serving path. Never blocks: a full queue, or a spent CPU budget,
+    /// drops it and counts it. Wakes the mirror thread (a system call) only when it sleeps.
     public func offer(model: String, _ job: Job) {
+        let overBudget = DispatchTime.now().uptimeNanoseconds < exhaustedUntil.load(ordering: .relaxed)
         let accepted = state.withLock { state -> Bool in
             guard !state.stopped, state.reports[model]?.version == job.shadow.version else { return false }
             state.reports[model]?.mirrored += 1
-            guard state.jobs.count - state.head < capacity else {
+            guard !overBudget, state.jobs.count - state.head < capacity else {
                 state.reports[model]?.dropped += 1
                 return false
             }
             state.jobs.append(job)
             return true
         }
-        if accepted { ready.signal() }
+        if accepted, sleeping.compareExchange(expected: true, desired: false, ordering: .acquiringAndReleasing).exchanged {
+            ready.signal()
+        }
     }
 
     /// The serving path calls these around each inference request (two atomic operations).
@@ -194,15 +203,26 @@ public final class ShadowMirror: Sendable {
         var spent: UInt64 = 0
         let allowance = UInt64(cpuShare * 1e9)
         while true {
-            ready.wait()
             if state.withLock({ $0.stopped }) { return }
-            guard let job = next() else { continue }
+            guard let job = next() else {
+                // Announce the sleep, then look again: an offer in between either sees the
+                // announcement (and wakes us) or left a job that this second look finds.
+                sleeping.store(true, ordering: .releasing)
+                if queued > 0 || state.withLock({ $0.stopped }) {
+                    sleeping.store(false, ordering: .releasing)
+                    continue
+                }
+                ready.wait()
+                continue
+            }
             let now = DispatchTime.now().uptimeNanoseconds
             if now - windowStart >= 1_000_000_000 {
                 windowStart = now
                 spent = 0
             }
             if spent >= allowance {
+                // Spent: the serving path drops offers itself until the window ends.
+                exhaustedUntil.store(windowStart + 1_000_000_000, ordering: .relaxed)
                 state.withLock { state in
                     guard state.reports[job.shadow.model]?.version == job.shadow.version else { return }
                     state.reports[job.shadow.model]?.dropped += 1
