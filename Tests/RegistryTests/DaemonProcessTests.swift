@@ -139,25 +139,6 @@ struct DaemonProcessTests {
         #expect(try catalog.verifyChain().isIntact)
         print("kill -9 x20: \(try catalog.verifyChain().events) events intact, final production version 20")
     }
-
-    /// Sends SIGTERM and waits up to 10 s; kills it and returns false if it does not exit,
-    /// so that a daemon that ignores SIGTERM fails the test instead of hanging it.
-    private func terminate(_ process: Process) -> Bool {
-        kill(process.processIdentifier, SIGTERM)
-        if waitFor(timeout: 10, { !process.isRunning }) { process.waitUntilExit(); return true }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        return false
-    }
-
-    private func waitFor(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(20_000)
-        }
-        return false
-    }
 }
 
 extension Catalog {

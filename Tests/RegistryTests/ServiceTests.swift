@@ -37,23 +37,6 @@ struct ServiceTests {
         return process
     }
 
-    private func waitFor(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(20_000)
-        }
-        return false
-    }
-
-    private func stop(_ process: Process) -> Bool {
-        kill(process.processIdentifier, SIGTERM)
-        if waitFor(timeout: 15, { !process.isRunning }) { process.waitUntilExit(); return true }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        return false
-    }
-
     private func text(_ path: String) -> String {
         String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
     }
@@ -151,7 +134,7 @@ struct ServiceTests {
         let (config, socket, _) = try setUp(dir)
         let notify = try NotifySocket(path: "\(dir.path)/notify.sock")
         let process = try launch(["--config", config], log: "\(dir.path)/log", environment: ["NOTIFY_SOCKET": notify.path])
-        defer { if process.isRunning { _ = stop(process) } }
+        defer { if process.isRunning { _ = terminate(process, timeout: 15) } }
 
         let ready = notify.next()
         #expect(ready?.hasPrefix("READY=1\n") == true, "\(ready ?? "nothing")")
@@ -202,7 +185,7 @@ struct ServiceTests {
         let (config, socket, catalogPath) = try setUp(dir)
         let log = "\(dir.path)/log"
         let process = try launch(["--config", config], log: log)
-        defer { if process.isRunning { _ = stop(process) } }
+        defer { if process.isRunning { _ = terminate(process, timeout: 15) } }
         #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 1)) == "live" && FileManager.default.fileExists(atPath: socket) })
         let ctl = [ServiceTests.ctl, "--socket", socket]
 
@@ -248,7 +231,7 @@ struct ServiceTests {
         #expect(reloads.count == 4, "\(reloads)")
         #expect(reloads.filter { $0["after"] as? String == "refused" }.count == 2)
         #expect(reloads.contains { ($0["actor"] as? String) == "signal SIGHUP" })
-        #expect(stop(process) && process.terminationStatus == 0)
+        #expect(terminate(process, timeout: 15) && process.terminationStatus == 0)
     }
 
     @Test("ConfigReload: every configuration key is either applied at once or named as needing a restart")
@@ -277,7 +260,7 @@ struct ServiceTests {
         let dir = TempDirectory()
         let (config, socket, catalogPath) = try setUp(dir)
         let process = try launch(["--config", config], log: "\(dir.path)/log")
-        defer { if process.isRunning { _ = stop(process) } }
+        defer { if process.isRunning { _ = terminate(process, timeout: 15) } }
         #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 1)) == "live" && FileManager.default.fileExists(atPath: socket) })
         let rows = try (0..<16).map { try digitsRow($0) }
 
@@ -364,7 +347,7 @@ struct ServiceTests {
         let log = "\(dir.path)/log"
         let process = try launch(["--config", config, "--log-format", "json"], log: log)
         #expect(waitFor { text(log).contains("registryd ready") && FileManager.default.fileExists(atPath: socket) })
-        #expect(stop(process) && process.terminationStatus == 0)
+        #expect(terminate(process, timeout: 15) && process.terminationStatus == 0)
         let lines = text(log).split(separator: "\n")
         #expect(lines.count >= 3)
         for line in lines {
@@ -376,7 +359,7 @@ struct ServiceTests {
         let textLog = "\(dir.path)/text-log"
         let plain = try launch(["--config", config], log: textLog)
         #expect(waitFor { text(textLog).contains("registryd ready") })
-        #expect(stop(plain))
+        #expect(terminate(plain, timeout: 15))
         #expect(text(textLog).split(separator: "\n").contains { $0.contains(" notice registryd ready ") && $0.contains("control_socket=") })
     }
 }

@@ -19,15 +19,6 @@ struct StatusPageTests {
         #expect(!StatusPage.html.contains("src=\"http") && !StatusPage.html.contains("href=\"http"), "the page loads nothing from elsewhere")
     }
 
-    private func waitFor(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(20_000)
-        }
-        return false
-    }
-
     @Test("headless Chromium renders two models mid-rollout with versions, hashes, split bars, rollout gates, shadow agreement and charts")
     func rendersInChromium() throws {
         let dir = TempDirectory()

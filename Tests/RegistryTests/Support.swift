@@ -200,3 +200,24 @@ final class FixedClock: RegistryClock {
     func now() -> Double { time.withLock { $0 } }
     func advance(by seconds: Double) { time.withLock { $0 += seconds } }
 }
+
+/// Polls `condition` every 20 ms until it holds (true) or `timeout` seconds pass (false).
+func waitFor(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return false
+}
+
+/// Sends SIGTERM to a daemon process and waits up to `timeout` seconds; kills it and returns
+/// false if it does not exit, so that a daemon that ignores SIGTERM fails the test instead of
+/// hanging it.
+func terminate(_ process: Process, timeout: Double = 10) -> Bool {
+    kill(process.processIdentifier, SIGTERM)
+    if waitFor(timeout: timeout, { !process.isRunning }) { process.waitUntilExit(); return true }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    return false
+}
