@@ -69,6 +69,13 @@ public struct WindowStats: Sendable, Equatable, Codable {
         return ServingStats.bounds.last! * 2  // beyond the last bucket
     }
 
+    /// The lower bound of the bucket the 99th percentile falls in: the least the p99 can be.
+    public var p99Floor: Double? {
+        guard let upper = p99 else { return nil }
+        guard let index = ServingStats.bounds.firstIndex(of: upper) else { return ServingStats.bounds.last! }
+        return index == 0 ? 0 : ServingStats.bounds[index - 1]
+    }
+
     /// `self - other`, field by field (counters since a snapshot).
     func subtracting(_ other: WindowStats) -> WindowStats {
         var out = WindowStats()
@@ -111,9 +118,14 @@ public enum RolloutPolicy {
         if canary.errorRate > plan.maxErrorRate {
             return .rollBack(String(format: "error rate %.4f over %d requests exceeds %.4f", canary.errorRate, canary.requests, plan.maxErrorRate))
         }
-        if let canaryP99 = canary.p99, let baselineP99 = baseline.p99, baseline.requests >= plan.minRequests,
-           canaryP99 > baselineP99 * plan.maxLatencyRatio {
-            return .rollBack(String(format: "p99 latency %.4f s exceeds %.1f x the baseline's %.4f s", canaryP99, plan.maxLatencyRatio, baselineP99))
+        // Latencies are known to a histogram bucket. The gate fails only when the canary's p99 is
+        // certainly beyond the ratio: the least it can be (its bucket's lower bound) exceeds the
+        // most the baseline's can be (its bucket's upper bound) times the ratio. Comparing upper
+        // bounds alone rolled back healthy sub-millisecond canaries that sat one bucket higher.
+        if let canaryFloor = canary.p99Floor, let canaryP99 = canary.p99, let baselineP99 = baseline.p99,
+           baseline.requests >= plan.minRequests, canaryFloor > baselineP99 * plan.maxLatencyRatio {
+            return .rollBack(String(format: "p99 latency over %.4f s (bucket %.4f–%.4f s) exceeds %.1f x the baseline's p99 of at most %.4f s",
+                                    canaryFloor, canaryFloor, canaryP99, plan.maxLatencyRatio, baselineP99))
         }
         guard intervalOver else { return .wait }
         return step + 1 >= plan.steps.count ? .promote : .advance
