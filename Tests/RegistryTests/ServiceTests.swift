@@ -338,6 +338,38 @@ struct ServiceTests {
         print("SIGTERM under load: \(result.answered) answered, \(result.refused) refused at connect, \(result.closedIdle) idle keep-alive closed, 0 failed")
     }
 
+    // MARK: Control socket deleted
+
+    @Test("the control socket deleted while running: the daemon binds it again within seconds, with its mode, and keeps serving")
+    func socketDeleted() throws {
+        let dir = TempDirectory()
+        let (config, socket, _) = try setUp(dir)
+        let log = "\(dir.path)/log"
+        let process = try launch(["--config", config], log: log)
+        defer { if process.isRunning { _ = terminate(process, timeout: 15) } }
+        #expect(waitFor { text(log).contains("registryd ready") })
+        var before = stat()
+        #expect(lstat(socket, &before) == 0)
+        #expect(unlink(socket) == 0)
+        #expect((try? HTTPTestClient(unixPath: socket)) == nil, "the name is gone")
+        #expect(waitFor(timeout: 10) { FileManager.default.fileExists(atPath: socket) }, "not bound again")
+        #expect(waitFor { text(log).contains("control socket was deleted; listening on it again") })
+        var after = stat()
+        #expect(lstat(socket, &after) == 0 && after.st_mode & 0o777 == before.st_mode & 0o777 && after.st_ino != before.st_ino)
+        let client = try HTTPTestClient(unixPath: socket)
+        let answer = try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(try digitsRow(0).0).utf8))
+        #expect(answer.status == 200)
+        let status = try run([ServiceTests.ctl, "--socket", socket, "status"])
+        #expect(status.status == 0 && status.output.contains("digits: production 1"), "\(status.output)")
+        // A regular file put in its place is never removed.
+        #expect(unlink(socket) == 0)
+        FileManager.default.createFile(atPath: socket, contents: Data("not a socket".utf8))
+        #expect(waitFor(timeout: 10) { text(log).contains("control socket path taken by another file") })
+        #expect(String(decoding: FileManager.default.contents(atPath: socket) ?? Data(), as: UTF8.self) == "not a socket")
+        #expect(terminate(process, timeout: 15) && process.terminationStatus == 0)
+        #expect(String(decoding: FileManager.default.contents(atPath: socket) ?? Data(), as: UTF8.self) == "not a socket", "stop leaves a foreign file alone")
+    }
+
     // MARK: Logs
 
     @Test("--log-format json writes one JSON object per line with time, level and message; text is key=value")

@@ -91,6 +91,10 @@ public final class HTTPServer: @unchecked Sendable {
         let fd: Int32
         let kind: ListenerKind
         let unixPath: String?
+        /// For a Unix socket: how to make it again, and the inode it was bound to.
+        var mode: UInt32 = 0
+        var group: String?
+        var inode: UInt64?
     }
 
     // epoll event bits (fixed by the Linux ABI).
@@ -140,7 +144,7 @@ public final class HTTPServer: @unchecked Sendable {
     /// Listens on the control socket at `path`.
     public func listenUnix(path: String, mode: UInt32, group: String?) throws(RegistryError) {
         let fd = try Socket.listenUnix(path: path, mode: mode, group: group)
-        add(Listener(fd: fd, kind: .control, unixPath: path))
+        add(Listener(fd: fd, kind: .control, unixPath: path, mode: mode, group: group, inode: HTTPServer.inode(path)))
     }
 
     /// Listens on `address` (`host:port`) for serving traffic.
@@ -196,7 +200,8 @@ public final class HTTPServer: @unchecked Sendable {
             return Array(listeners.values)
         }
         for listener in closing {
-            if let path = listener.unixPath { unlink(path) }
+            // Only our own socket's name: a file someone put in its place stays.
+            if let path = listener.unixPath, let inode = listener.inode, HTTPServer.inode(path) == inode, Socket.isSocket(path) { unlink(path) }
         }
         for listener in closing {
             epoll_ctl(epollFD, EPOLL_CTL_DEL, listener.fd, nil)
@@ -283,7 +288,8 @@ public final class HTTPServer: @unchecked Sendable {
     /// Accepts every connection waiting on `listener`; `draining` (at stop) admits them although
     /// the server is stopping, so that they are served instead of reset.
     private func acceptAll(_ listener: Listener, draining: Bool = false) {
-        defer { if !draining && lock.withLock({ !stopping }) { arm(listener.fd) } }
+        // Re-armed only while it is still a listener (a deleted socket's listener is replaced).
+        defer { if !draining && lock.withLock({ !stopping && listeners[listener.fd] != nil }) { arm(listener.fd) } }
         while true {
             let fd = registryd_accept(listener.fd)
             if fd < 0 {
@@ -425,9 +431,57 @@ public final class HTTPServer: @unchecked Sendable {
 
     // MARK: Timeouts
 
+    /// The inode at `path` (whatever the file), or nil when there is none.
+    private static func inode(_ path: String) -> UInt64? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return UInt64(info.st_ino)
+    }
+
+    /// A control socket whose name was deleted (a cleanup script, a `rm -rf /run/...`) leaves the
+    /// daemon unreachable although it runs. Checked every 2 s: a missing name is bound again
+    /// (same mode and group) and the old socket closed; a name now taken by another file is
+    /// left alone and reported.
+    private func restoreUnixListeners() {
+        let unix = lock.withLock { listeners.values.filter { $0.unixPath != nil } }
+        for listener in unix {
+            guard let path = listener.unixPath, HTTPServer.inode(path) != listener.inode else { continue }
+            if let other = HTTPServer.inode(path) {
+                // Reported once per file: the listener now remembers this inode.
+                log.error("control socket path taken by another file; not replacing it", ["path": path])
+                lock.withLock { listeners[listener.fd]?.inode = other }
+                continue
+            }
+            let fd: Int32
+            do {
+                fd = try Socket.listenUnix(path: path, mode: listener.mode, group: listener.group)
+            } catch {
+                log.error("control socket was deleted and cannot be bound again", ["path": path, "error": error.message])
+                continue
+            }
+            let replaced: Bool = lock.withLock {
+                guard !stopping, listeners[listener.fd] != nil else { return false }
+                listeners[listener.fd] = nil
+                return true
+            }
+            guard replaced else {
+                close(fd)
+                unlink(path)
+                continue
+            }
+            epoll_ctl(epollFD, EPOLL_CTL_DEL, listener.fd, nil)
+            close(listener.fd)
+            add(Listener(fd: fd, kind: listener.kind, unixPath: path, mode: listener.mode, group: listener.group, inode: HTTPServer.inode(path)))
+            log.warning("control socket was deleted; listening on it again", ["path": path])
+        }
+    }
+
     private func reaperLoop() {
+        var ticks = 0
         while !lock.withLock({ stopping }) {
             usleep(250_000)
+            ticks += 1
+            if ticks % 8 == 0 { restoreUnixListeners() }
             let now = Date().timeIntervalSince1970
             lock.withLock {
                 for connection in connections.values where connection.armed && !connection.timedOut {
