@@ -79,12 +79,7 @@ while !arguments.isEmpty {
 }
 
 // Values the command line gets wrong are usage errors (64), before any file is read.
-if let v = overrides["--log-level"], Log.Level(name: v) == nil {
-    fail("--log-level: expected debug, info, notice, warning or error, got '\(v)'", code: 64)
-}
-if let v = overrides["--log-format"], Log.Format(rawValue: v) == nil {
-    fail("--log-format: expected text or json, got '\(v)'", code: 64)
-}
+if let problem = ConfigSource.overrideProblem(overrides) { fail(problem, code: 64) }
 let source = ConfigSource(directory: configDirectory, overrides: overrides)
 let config: DaemonConfig
 do {

@@ -21,6 +21,21 @@ public struct ConfigSource: Sendable, Equatable {
         self.workingDirectory = workingDirectory
     }
 
+    /// What is wrong with the command line's override values, if anything (checked before any
+    /// file is read: registryd exits 64 on it).
+    public static func overrideProblem(_ overrides: [String: String]) -> String? {
+        if let v = overrides["--log-level"], Log.Level(name: v) == nil {
+            return "--log-level: expected debug, info, notice, warning or error, got '\(v)'"
+        }
+        if let v = overrides["--log-format"], Log.Format(rawValue: v) == nil {
+            return "--log-format: expected text or json, got '\(v)'"
+        }
+        if let v = overrides["--listen"], (try? ListenAddress.validate(v, file: "--listen")) == nil {
+            return "--listen: expected host:port such as \"127.0.0.1:8080\", got \"\(v)\""
+        }
+        return nil
+    }
+
     /// Reads and checks the whole configuration; throws naming the file, the key and the problem.
     public func load() throws(RegistryError) -> DaemonConfig {
         var config = try DaemonConfig.load(directory: directory)
@@ -31,22 +46,12 @@ public struct ConfigSource: Sendable, Equatable {
         if let v = overrides["--model-root"] { config.modelRoot = absolute(v) }
         if let v = overrides["--database"] { config.database = absolute(v) }
         if let v = overrides["--socket"] { config.controlSocket = absolute(v) }
-        if let v = overrides["--listen"] {
-            try ListenAddress.validate(v, file: "--listen")
-            config.listen = v
+        if let v = overrides["--listen"] { config.listen = v }
+        if let problem = ConfigSource.overrideProblem(overrides) {
+            throw RegistryError(.invalidConfiguration, problem)
         }
-        if let v = overrides["--log-level"] {
-            guard let level = Log.Level(name: v) else {
-                throw RegistryError(.invalidConfiguration, "--log-level: expected debug, info, notice, warning or error, got '\(v)'")
-            }
-            config.logLevel = level
-        }
-        if let v = overrides["--log-format"] {
-            guard let format = Log.Format(rawValue: v) else {
-                throw RegistryError(.invalidConfiguration, "--log-format: expected text or json, got '\(v)'")
-            }
-            config.logFormat = format
-        }
+        if let v = overrides["--log-level"], let level = Log.Level(name: v) { config.logLevel = level }
+        if let v = overrides["--log-format"], let format = Log.Format(rawValue: v) { config.logFormat = format }
         return config
     }
 }

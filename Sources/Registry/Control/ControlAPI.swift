@@ -206,7 +206,7 @@ public struct ControlAPI: Sendable {
             return ModelInfo(name: status.name, production: production, aliases: status.aliases,
                              split: split.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) }, versions: versions,
                              shadow: reports[status.name].map { ControlAPI.info($0, queued: queued) },
-                             rollout: (try? lifecycle.rollout(model: status.name)).map(ControlAPI.info))
+                             rollout: snapshot.rollouts[status.name].map(ControlAPI.info))
         }
     }
 

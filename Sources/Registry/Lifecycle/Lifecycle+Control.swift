@@ -357,7 +357,7 @@ extension Lifecycle {
     }
 
     /// Every model's status for the control API, read on the queue.
-    public func snapshot() -> (models: [ModelStatus], splits: [String: [Int: Int]]) {
+    public func snapshot() -> (models: [ModelStatus], splits: [String: [Int: Int]], rollouts: [String: RolloutRecord]) {
         queue.sync {
             let models = Set(records.keys.map(\.model)).union(aliases.keys)
             let statuses = models.sorted().map { model in
@@ -367,7 +367,7 @@ extension Lifecycle {
                     aliases: aliases[model] ?? [:],
                     loadedVersions: Set(loaded.keys.filter { $0.model == model }.map(\.version)))
             }
-            return (statuses, splits)
+            return (statuses, splits, rollouts)
         }
     }
 }

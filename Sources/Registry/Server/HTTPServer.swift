@@ -91,10 +91,12 @@ public final class HTTPServer: @unchecked Sendable {
         let fd: Int32
         let kind: ListenerKind
         let unixPath: String?
-        /// For a Unix socket: how to make it again, and the inode it was bound to.
+        /// For a Unix socket: how to make it again, the inode it was bound to (never changed:
+        /// only that file is ever removed), and a foreign file found in its place and reported.
         var mode: UInt32 = 0
         var group: String?
         var inode: UInt64?
+        var reportedForeign: UInt64?
     }
 
     // epoll event bits (fixed by the Linux ABI).
@@ -201,7 +203,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         for listener in closing {
             // Only our own socket's name: a file someone put in its place stays.
-            if let path = listener.unixPath, let inode = listener.inode, HTTPServer.inode(path) == inode, Socket.isSocket(path) { unlink(path) }
+            if let path = listener.unixPath, let inode = listener.inode, HTTPServer.inode(path) == inode { unlink(path) }
         }
         for listener in closing {
             epoll_ctl(epollFD, EPOLL_CTL_DEL, listener.fd, nil)
@@ -447,9 +449,11 @@ public final class HTTPServer: @unchecked Sendable {
         for listener in unix {
             guard let path = listener.unixPath, HTTPServer.inode(path) != listener.inode else { continue }
             if let other = HTTPServer.inode(path) {
-                // Reported once per file: the listener now remembers this inode.
-                log.error("control socket path taken by another file; not replacing it", ["path": path])
-                lock.withLock { listeners[listener.fd]?.inode = other }
+                // Reported once per file; never removed, whatever it is (another daemon's socket too).
+                if listener.reportedForeign != other {
+                    log.error("control socket path taken by another file; not replacing it", ["path": path])
+                    lock.withLock { listeners[listener.fd]?.reportedForeign = other }
+                }
                 continue
             }
             let fd: Int32

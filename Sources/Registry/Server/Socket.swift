@@ -23,12 +23,6 @@ enum Socket {
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
     }
 
-    /// Whether `path` is a socket (not following a symbolic link).
-    static func isSocket(_ path: String) -> Bool {
-        var info = stat()
-        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
-    }
-
     /// Creates, binds and listens on a Unix socket at `path` with file `mode` (and `group`).
     ///
     /// A socket file left by a crashed daemon (nobody accepts on it) is replaced; a live one
