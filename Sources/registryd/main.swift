@@ -150,6 +150,11 @@ log.notice("registryd ready", [
     "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
 ])
 
+if !FaultInjection.armed.isEmpty {
+    log.warning("fault injection armed (REGISTRYD_FAULT_KILL_AT, REGISTRYD_FAULT_LOAD_DELAY): for tests only",
+                ["faults": FaultInjection.armed.joined(separator: ",")])
+}
+
 notifier.notify("READY=1\nMAINPID=\(getpid())\nSTATUS=\(daemon.summary())")
 
 dispatchMain()

@@ -8,8 +8,11 @@ import Foundation
 /// from any thread; that lock is why the class is `@unchecked Sendable` (the non-Sendable
 /// `Database` never leaves it). The serving hot path never calls the catalog.
 public final class Catalog: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = NSRecursiveLock()
     private let database: Database
+    /// Whether an ``atomically(_:beforeCommit:)`` group's transaction is open (guarded by `lock`,
+    /// which its thread holds throughout).
+    private var inGroup = false
     private let clock: any RegistryClock
     public let path: String
 
@@ -72,7 +75,27 @@ public final class Catalog: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard database.handle != nil else { throw RegistryError(.database, "the catalog is closed") }
+        if inGroup { return try body(database) }
         return try database.transaction { () throws(RegistryError) -> T in try body(database) }
+    }
+
+    /// Runs `body`, whose catalog writes (from this thread) all go into one transaction: a
+    /// command that changes several things (ends a split, moves production, retires a version,
+    /// each with its event) commits all of them or, on a failure or a crash, none. Other threads
+    /// wait for the group to end. `beforeCommit` runs last inside the transaction (a fault
+    /// injection point). Groups nest: an inner one joins the outer.
+    public func atomically<T>(_ body: () throws(RegistryError) -> T, beforeCommit: () -> Void = {}) throws(RegistryError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        guard database.handle != nil else { throw RegistryError(.database, "the catalog is closed") }
+        if inGroup { return try body() }
+        inGroup = true
+        defer { inGroup = false }
+        return try database.transaction { () throws(RegistryError) -> T in
+            let result = try body()
+            beforeCommit()
+            return result
+        }
     }
 
     private func read<T>(_ body: (Database) throws(RegistryError) -> T) throws(RegistryError) -> T {

@@ -50,6 +50,16 @@ final class Database {
 
     func error(_ rc: Int32, _ sql: String) -> RegistryError {
         let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "closed"
+        return Database.error(rc, message, sql, path: path)
+    }
+
+    /// The error for a failed statement; a full disk says so plainly, and that nothing of the
+    /// change was kept (the transaction rolls back).
+    static func error(_ rc: Int32, _ message: String, _ sql: String, path: String) -> RegistryError {
+        if rc & 0xff == SQLITE_FULL {
+            let directory = (path as NSString).deletingLastPathComponent
+            return RegistryError(.database, "catalog '\(path)': the disk holding it is full (\(message)); the change was not recorded and none of it took effect: free space in '\(directory.isEmpty ? "." : directory)' and retry")
+        }
         return RegistryError(.database, "catalog: \(message) (code \(rc)) in: \(sql.prefix(200))")
     }
 
@@ -60,7 +70,7 @@ final class Database {
         if rc != SQLITE_OK {
             let message = errorMessage.map { String(cString: $0) } ?? "error"
             sqlite3_free(errorMessage)
-            throw RegistryError(.database, "catalog: \(message) (code \(rc)) in: \(sql.prefix(200))")
+            throw Database.error(rc, message, sql, path: path)
         }
     }
 

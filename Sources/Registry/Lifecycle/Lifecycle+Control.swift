@@ -19,7 +19,7 @@ extension Lifecycle {
     /// with the current production's (same names, element types and ranks) unless `force`.
     /// A split in force is ended: promotion sends all unpinned traffic to one version.
     public func promote(model: String, version: Int, force: Bool, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
-        try onQueue { () throws(RegistryError) -> CommandOutcome in
+        try onQueue(atomically: "promote") { () throws(RegistryError) -> CommandOutcome in
             let key = try existingKey(model: model, version: version)
             let record = records[key]!
             guard let candidate = loaded[key], record.state.isServable else {
@@ -57,7 +57,7 @@ extension Lifecycle {
     /// the target is still loaded; otherwise it is re-hashed and loaded first, and the outcome
     /// says so.
     public func rollback(model: String, to target: Int?, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
-        try onQueue { () throws(RegistryError) -> CommandOutcome in
+        try onQueue(atomically: "rollback") { () throws(RegistryError) -> CommandOutcome in
             guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
             guard let current = aliases[model]?["production"] else {
                 throw RegistryError(.conflict, "model '\(model)' has no production version to roll back from")
@@ -104,7 +104,7 @@ extension Lifecycle {
 
     /// Points a non-production alias at a version, or removes it (`version` nil).
     public func setAlias(model: String, alias: String, version: Int?, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
-        try onQueue { () throws(RegistryError) -> CommandOutcome in
+        try onQueue(atomically: "alias") { () throws(RegistryError) -> CommandOutcome in
             guard Lifecycle.isValidAlias(alias) else {
                 throw RegistryError(.invalidArgument, "alias '\(alias)' is not valid: use 1-64 of a-z, 0-9, '-', '_', starting with a letter")
             }
@@ -144,7 +144,7 @@ extension Lifecycle {
     /// Sets a weighted split of the model's unpinned traffic (version to percent, summing to 100),
     /// or ends it (`weights` nil). Every version in it must be loaded.
     public func setSplit(model: String, weights: [Int: Int]?, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
-        try onQueue { () throws(RegistryError) -> CommandOutcome in
+        try onQueue(atomically: "split") { () throws(RegistryError) -> CommandOutcome in
             guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
             let previous = splits[model]
             if let active = rollouts[model], active.state.isActive {
@@ -189,7 +189,7 @@ extension Lifecycle {
     /// ends the shadow (`version` nil). The version must be loaded, must not be production, and
     /// must accept production's inputs; it is marked `shadow` while mirrored.
     public func setShadow(model: String, version: Int?, percent: Int, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
-        try onQueue { () throws(RegistryError) -> CommandOutcome in
+        try onQueue(atomically: "shadow") { () throws(RegistryError) -> CommandOutcome in
             guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
             guard let version else {
                 guard shadows[model] != nil else { throw RegistryError(.notFound, "model '\(model)' has no shadow in force") }

@@ -9,7 +9,7 @@ import Foundation
 extension Lifecycle {
     /// Starts rolling `version` out against the current production.
     public func startRollout(model: String, version: Int, plan: RolloutPlan, actor: String, reason: String) throws(RegistryError) -> RolloutRecord {
-        try onQueue { () throws(RegistryError) -> RolloutRecord in
+        try onQueue(atomically: "rollout-start") { () throws(RegistryError) -> RolloutRecord in
             if let problem = plan.problem { throw RegistryError(.invalidArgument, problem) }
             let key = try existingKey(model: model, version: version)
             guard loaded[key] != nil, records[key]!.state.isServable else {
@@ -54,7 +54,7 @@ extension Lifecycle {
     /// Pauses (the split stays, nothing is judged), resumes (the window starts over) or aborts
     /// (back to 0%: production serves all traffic).
     public func controlRollout(model: String, _ command: RolloutCommand, actor: String, reason: String) throws(RegistryError) -> RolloutRecord {
-        try onQueue { () throws(RegistryError) -> RolloutRecord in
+        try onQueue(atomically: "rollout-control") { () throws(RegistryError) -> RolloutRecord in
             guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
             guard var record = rollouts[model], record.state.isActive else {
                 throw RegistryError(.conflict, "model '\(model)' has no rollout in progress")
@@ -100,12 +100,23 @@ extension Lifecycle {
                 let intervalOver = clock.now() - record.stepStartedAt >= record.plan.intervalSeconds
                 let decision = RolloutPolicy.decide(plan: record.plan, step: record.step, canary: record.canary,
                                                     baseline: record.baselineStats, intervalOver: intervalOver)
+                let command: String
+                switch decision {
+                case .advance: command = "rollout-advance"
+                case .promote: command = "rollout-promote"
+                case .rollBack: command = "rollout-rollback"
+                case .wait, .hold: command = "rollout-tick"
+                }
                 do throws(RegistryError) {
-                    try carryOut(decision, &record)
+                    // The step, its split and events (or the promotion, or the rollback) commit together.
+                    try atomically(command) { () throws(RegistryError) in
+                        try carryOut(decision, &record)
+                        rollouts[model] = record
+                    }
                 } catch {
+                    // Nothing of the step took effect; the next tick judges again.
                     log.error("rollout step could not be recorded", ["model.name": model, "error": error.message])
                 }
-                rollouts[model] = record
             }
         }
     }

@@ -68,6 +68,9 @@ public final class Lifecycle: @unchecked Sendable {
     private var settleRecheckScheduled = false
     private var timer: DispatchSourceTimer?
     private var stopped = false
+    /// Inside ``atomically(_:_:)``: publishing waits for the commit.
+    private var groupDepth = 0
+    private var publishPending = false
 
     public init(config: DaemonConfig, catalog: Catalog, router: Router, loader: Loader, log: Log,
                 clock: any RegistryClock = SystemClock(), watcher: (any DirectoryWatcher)? = InotifyWatcher()) {
@@ -429,6 +432,8 @@ public final class Lifecycle: @unchecked Sendable {
         }
         records[key] = record
         inFlight.insert(key)
+        // Serving learns the version exists: pinned requests get 503 "verifying", not 404.
+        publish()
         let policy = config.policy(for: key.model)
         loaderQueue.async { [self] in
             let verdict = verifier.verify(observation, requireSignature: policy.requireSignature)
@@ -447,6 +452,7 @@ public final class Lifecycle: @unchecked Sendable {
         if stillWriting {
             inFlight.remove(key)
             records[key] = nil
+            publish()
             try? catalog.setState(model: key.model, version: key.version, .discovered, reason: "still being written",
                                   event: EventDraft(action: "defer", model: key.model, version: key.version, before: "verifying", after: "discovered", reason: "file changed while it was hashed"))
             scheduleRescan(after: 0.05)
@@ -475,6 +481,7 @@ public final class Lifecycle: @unchecked Sendable {
             log.error("cannot record verification", ["error": error.message])
         }
         records[key] = record
+        publish()
         // Identical bytes already loaded: the same artifact, the same session.
         let twin = loaded.values.first { $0.sha256 == verdict.sha256 }
         if twin == nil, let refusal = budgetRefusal(adding: MemoryBudget.estimate(size: verdict.size), for: key.model) {
@@ -540,21 +547,24 @@ public final class Lifecycle: @unchecked Sendable {
         record.reason = twin.map { "same artifact as '\($0.model)' version \($0.version) (sha256 \(verdict.sha256))" } ?? ""
         record.updatedAt = clock.now()
         do throws(RegistryError) {
-            try catalog.save(record, event: EventDraft(action: "ready", model: key.model, version: key.version, before: "loading", after: "ready",
-                                                       reason: record.reason.isEmpty
-                                                        ? String(format: "loaded and warmed up in %.3f s; resident memory +%@ MiB (estimate %@ MiB)", seconds,
-                                                                 measuredBytes.map(MemoryBudget.mebibytes) ?? "?", MemoryBudget.mebibytes(estimate))
-                                                        : record.reason))
-            records[key] = record
-            log.notice("version ready", ["model.name": key.model, "model.version": key.version, "sha256": String(verdict.sha256.prefix(12)),
-                                         "load.seconds": String(format: "%.3f", seconds)])
-            switch outcome {
-            case .promote:
-                _ = try promoteLocked(key, actor: EventDraft.daemon, reason: hasProduction ? "policy on_new_version=live" : "first version of the model")
-            case .candidate:
-                try setAliasLocked(model: key.model, alias: "candidate", version: key.version, actor: EventDraft.daemon, reason: "policy on_new_version=candidate")
-            case .ready:
-                publish()
+            // Ready and what the policy does with it (production, candidate) commit together.
+            try atomically("ready") { () throws(RegistryError) in
+                try catalog.save(record, event: EventDraft(action: "ready", model: key.model, version: key.version, before: "loading", after: "ready",
+                                                           reason: record.reason.isEmpty
+                                                            ? String(format: "loaded and warmed up in %.3f s; resident memory +%@ MiB (estimate %@ MiB)", seconds,
+                                                                     measuredBytes.map(MemoryBudget.mebibytes) ?? "?", MemoryBudget.mebibytes(estimate))
+                                                            : record.reason))
+                records[key] = record
+                log.notice("version ready", ["model.name": key.model, "model.version": key.version, "sha256": String(verdict.sha256.prefix(12)),
+                                             "load.seconds": String(format: "%.3f", seconds)])
+                switch outcome {
+                case .promote:
+                    _ = try promoteLocked(key, actor: EventDraft.daemon, reason: hasProduction ? "policy on_new_version=live" : "first version of the model")
+                case .candidate:
+                    try setAliasLocked(model: key.model, alias: "candidate", version: key.version, actor: EventDraft.daemon, reason: "policy on_new_version=candidate")
+                case .ready:
+                    publish()
+                }
             }
         } catch {
             log.error("cannot record a loaded version", ["model.name": key.model, "model.version": key.version, "error": error.message])
@@ -666,6 +676,10 @@ public final class Lifecycle: @unchecked Sendable {
     // MARK: Publishing
 
     func publish() {
+        guard groupDepth == 0 else {
+            publishPending = true
+            return
+        }
         var table = RoutingTable()
         for (key, version) in loaded {
             table.models[key.model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].versions[key.version] = version
@@ -713,7 +727,7 @@ public final class Lifecycle: @unchecked Sendable {
 
     /// Promotes `version` of `model` to production.
     public func promote(model: String, version: Int, actor: String, reason: String) throws(RegistryError) {
-        try onQueue { () throws(RegistryError) in
+        try onQueue(atomically: "promote") { () throws(RegistryError) in
             guard records[Key(model: model, version: version)] != nil else {
                 throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
             }
@@ -723,7 +737,7 @@ public final class Lifecycle: @unchecked Sendable {
 
     /// Points `alias` of `model` at `version`.
     public func setAlias(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) {
-        try onQueue { () throws(RegistryError) in
+        try onQueue(atomically: "alias") { () throws(RegistryError) in
             guard records[Key(model: model, version: version)] != nil else {
                 throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
             }
@@ -733,6 +747,46 @@ public final class Lifecycle: @unchecked Sendable {
                 try setAliasLocked(model: model, alias: alias, version: version, actor: actor, reason: reason)
             }
         }
+    }
+
+    /// Runs a command on the queue as one catalog transaction (``atomically(_:_:)``).
+    func onQueue<T>(atomically command: String, _ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
+        try onQueue { () throws(RegistryError) -> T in try atomically(command, body) }
+    }
+
+    /// Runs a command whose changes span several catalog writes (say a promotion: the rollout
+    /// superseded, the split ended, production moved, old versions retired, each with its
+    /// event) so that they take effect together or not at all. Its writes share one
+    /// transaction; serving sees the new routes only after the commit; if any write or the
+    /// commit fails (a full disk), the in-memory state goes back to what it was and the error
+    /// is thrown, so memory never runs ahead of the catalog. A crash before the commit leaves
+    /// the catalog as before the command. Runs on the queue; `command` names the fault
+    /// injection points (``FaultInjection``).
+    func atomically<T>(_ command: String, _ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
+        let saved = (records, loaded, aliases, splits, shadows, productionHistory, rollouts, rolloutSeen)
+        groupDepth += 1
+        let result: Result<T, RegistryError>
+        do throws(RegistryError) {
+            result = .success(try catalog.atomically(body, beforeCommit: { FaultInjection.point("\(command).before-commit") }))
+        } catch {
+            result = .failure(error)
+        }
+        groupDepth -= 1
+        guard groupDepth == 0 else { return try result.get() }
+        if case .failure = result {
+            let shadowsNow = shadows
+            (records, loaded, aliases, splits, shadows, productionHistory, rollouts, rolloutSeen) = saved
+            for model in Set(shadowsNow.keys).union(shadows.keys) where shadowsNow[model] != shadows[model] {
+                mirror.configure(model: model, version: shadows[model]?.version, percent: shadows[model]?.percent ?? 0)
+            }
+        } else {
+            FaultInjection.point("\(command).after-commit")
+        }
+        if publishPending {
+            publishPending = false
+            publish()
+        }
+        return try result.get()
     }
 
     func onQueue<T>(_ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {

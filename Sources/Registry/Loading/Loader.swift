@@ -34,6 +34,7 @@ public struct Loader: Sendable {
     /// inputs made from its signature, so that a model that loads but cannot run is caught
     /// before it serves.
     public func load(path: String, manifest: Manifest? = nil) throws(RegistryError) -> Session {
+        FaultInjection.delayLoad()
         let session: Session
         do {
             session = try Session(path: path, environment: environment, options: options(for: path))

@@ -1,0 +1,40 @@
+import Foundation
+
+/// Named points where the fault-injection tests make the daemon kill itself with SIGKILL, to
+/// prove that a crash at exactly that moment loses nothing (RELIABILITY.md).
+///
+/// Off unless the environment variable `REGISTRYD_FAULT_KILL_AT` names points (comma-separated),
+/// read once; when off, a point costs one check of an empty set. The points are
+/// `<command>.before-commit` (inside the command's transaction, after all its writes) and
+/// `<command>.after-commit` (committed, before serving sees the change), for the commands
+/// `promote`, `rollback`, `alias`, `split`, `shadow`, `rollout-start`, `rollout-control`,
+/// `rollout-advance`, `rollout-promote` and `rollout-rollback`.
+///
+/// `REGISTRYD_FAULT_LOAD_DELAY=<seconds>` makes every model load that much slower (a model that
+/// loads for longer than the settle window, without a huge file).
+public enum FaultInjection {
+    static let loadDelaySeconds: Double = getenv("REGISTRYD_FAULT_LOAD_DELAY").flatMap { Double(String(cString: $0)) }.map { max(0, min($0, 600)) } ?? 0
+
+    /// On the loader's queue, before a session is created.
+    static func delayLoad() {
+        guard loadDelaySeconds > 0 else { return }
+        usleep(UInt32(loadDelaySeconds * 1e6))
+    }
+
+    static let killPoints: Set<String> = {
+        guard let raw = getenv("REGISTRYD_FAULT_KILL_AT") else { return [] }
+        return Set(String(cString: raw).split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) })
+    }()
+
+    /// What is armed (logged at start, so a daemon run this way says so).
+    public static var armed: [String] {
+        killPoints.sorted() + (loadDelaySeconds > 0 ? ["load delay \(loadDelaySeconds) s"] : [])
+    }
+
+    @inline(__always)
+    static func point(_ name: String) {
+        guard !killPoints.isEmpty, killPoints.contains(name) else { return }
+        kill(getpid(), SIGKILL)
+        pause()
+    }
+}
