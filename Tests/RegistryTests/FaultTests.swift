@@ -22,11 +22,11 @@ struct CrashPointTests {
 
         let catalogPath: String
 
-        init(catalogDirectory: String? = nil) throws {
+        init(catalogDirectory: String? = nil, extraConfig: String = "") throws {
             catalogPath = "\(catalogDirectory ?? dir.path)/catalog.sqlite"
             try FileManager.default.createDirectory(atPath: "\(config)/models", withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: "\(root)/digits", withIntermediateDirectories: true)
-            try Data(#"{"model_root": "../models", "database": "\#(catalogPath)", "control_socket": "../s.sock", "settle_seconds": 0.2, "log_level": "debug"}"#.utf8)
+            try Data(#"{"model_root": "../models", "database": "\#(catalogPath)", "control_socket": "../s.sock", "settle_seconds": 0.2, "log_level": "debug"\#(extraConfig)}"#.utf8)
                 .write(to: URL(fileURLWithPath: "\(config)/registryd.json"))
             try Data(#"{"on_new_version": "ready", "keep_previous": 2}"#.utf8).write(to: URL(fileURLWithPath: "\(config)/models/digits.json"))
         }
@@ -329,6 +329,89 @@ struct SlowLoadTests {
         }
         #expect(setup.state(2) == "ready", "replaced by version 3 after serving")
         #expect(CrashPointTests.text(setup.log).contains("fault injection armed"))
+    }
+}
+
+/// Many clients connect and then say nothing.
+@Suite("Faults: 10,000 idle connections", .serialized)
+struct IdleConnectionTests {
+    static func residentKiB(_ pid: Int32) -> Int {
+        let status = CrashPointTests.text("/proc/\(pid)/status")
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    static func openDescriptors(_ pid: Int32) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func openConnections(_ client: HTTPTestClient) throws -> Int? {
+        let metrics = String(decoding: try client.send("GET", "/metrics").body, as: UTF8.self)
+        let line = metrics.split(separator: "\n").first { $0.hasPrefix("registryd_http_connections ") }
+        return line.flatMap { Int($0.split(separator: " ")[1]) }
+    }
+
+    @Test("10,000 connections opened and left idle (half on the Unix socket, half on TCP) stay open and others are served on both listeners; closed, the daemon returns to its descriptors")
+    func tenThousand() throws {
+        // Room for 10,000 client descriptors here; the daemon raises its own soft limit to the
+        // same hard limit.
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        #expect(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        try #require(limit.rlim_max >= 10_200, "the open-file hard limit is \(limit.rlim_max); this test needs 10,200 descriptors per process")
+        let port = IdleConnectionTests.freePort()
+        let setup = try CrashPointTests.Setup(extraConfig: #", "listen": "127.0.0.1:\#(port)", "max_connections": 12000, "request_timeout_seconds": 600, "idle_timeout_seconds": 600"#)
+        try dropAtomically(root: setup.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx", variant: 1))
+        let process = try setup.launch(killAt: nil)
+        defer { #expect(terminate(process, timeout: 20) && process.terminationStatus == 0) }
+        #expect(waitFor { setup.state(1) == "live" })
+        let pid = process.processIdentifier
+        let observer = try HTTPTestClient(unixPath: setup.socket)
+        #expect(try observer.send("GET", "/v2/health/ready").status == 200)
+        let residentBefore = IdleConnectionTests.residentKiB(pid)
+        let descriptorsBefore = IdleConnectionTests.openDescriptors(pid)
+
+        var unix: [Int32] = []
+        var tcp: [HTTPTestClient] = []
+        defer { unix.forEach { close($0) } }
+        for _ in 0..<5_000 {
+            unix.append(try rawUnixConnect(setup.socket))
+            tcp.append(try HTTPTestClient(tcpPort: port))
+        }
+        #expect(waitFor(timeout: 60) { ((try? IdleConnectionTests.openConnections(observer)) ?? 0) >= 10_001 })
+        let residentWith = IdleConnectionTests.residentKiB(pid)
+        #expect(IdleConnectionTests.openDescriptors(pid) >= descriptorsBefore + 10_000)
+
+        // Others are still served, on both listeners, on new connections and on an old one.
+        for i in 0..<20 {
+            let body = Array(digitsBody(try digitsRow(i).0).utf8)
+            #expect(try HTTPTestClient(unixPath: setup.socket).send("POST", "/v2/models/digits/infer", body: body).status == 200)
+            #expect(try HTTPTestClient(tcpPort: port).send("POST", "/v2/models/digits/infer", body: body).status == 200)
+        }
+        #expect(try tcp[1234].send("POST", "/v2/models/digits/infer", body: Array(digitsBody(try digitsRow(0).0).utf8)).status == 200)
+        let growth = Double(residentWith - residentBefore) / 1024
+        print("10,000 idle connections: resident memory \(residentBefore / 1024) MiB -> \(residentWith / 1024) MiB (+\(String(format: "%.1f", growth)) MiB, \(String(format: "%.1f", growth * 1024 / 10_000)) KiB each)")
+        #expect(growth < 400, "idle connections cost \(growth) MiB")
+
+        unix.forEach { close($0) }
+        unix.removeAll()
+        tcp.removeAll()
+        #expect(waitFor(timeout: 30) { ((try? IdleConnectionTests.openConnections(observer)) ?? -1) <= 1 })
+        #expect(waitFor(timeout: 10) { IdleConnectionTests.openDescriptors(pid) <= descriptorsBefore + 2 }, "descriptors: \(descriptorsBefore) before, \(IdleConnectionTests.openDescriptors(pid)) after")
+        #expect(try observer.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(try digitsRow(0).0).utf8)).status == 200)
     }
 }
 
