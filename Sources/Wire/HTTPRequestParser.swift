@@ -224,10 +224,16 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// RFC 9110 `tchar`.
+    @inline(__always)
     static func isTokenByte(_ b: UInt8) -> Bool {
+        tokenBytes[Int(b)]
+    }
+
+    private static let tokenBytes: [Bool] = (0...255).map { value in
+        let b = UInt8(value)
         switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        default: "!#$%&'*+-.^_`|~".utf8.contains(b)
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        default: return "!#$%&'*+-.^_`|~".utf8.contains(b)
         }
     }
 }

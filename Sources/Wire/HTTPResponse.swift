@@ -3,6 +3,10 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// Work for the server to run once the response is written (or its write failed), on the
+    /// same thread; not sent. The serving path hands the shadow mirror its job here, so the
+    /// client's answer leaves before anything else is done for it.
+    public var afterSend: (@Sendable () -> Void)?
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status
@@ -21,17 +25,42 @@ public struct HTTPResponse: Sendable {
     }
 
     /// The bytes on the wire: status line, headers (with `Content-Length` and `Connection`), body.
+    /// Built byte by byte into one buffer sized up front (one allocation, one `write`).
     public func serialized(keepAlive: Bool, headOnly: Bool = false) -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(HTTPResponse.reason(status))\r\n"
-        for (name, value) in headers where name.lowercased() != "content-length" && name.lowercased() != "connection" {
-            head += "\(name): \(value)\r\n"
+        var out: [UInt8] = []
+        out.reserveCapacity(96 + headers.fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } + (headOnly ? 0 : body.count))
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        HTTPResponse.appendDecimal(status, to: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: HTTPResponse.reason(status).utf8)
+        out.append(contentsOf: "\r\n".utf8)
+        for (name, value) in headers.fields where !HTTPHeaders.sameName(name, "Content-Length") && !HTTPHeaders.sameName(name, "Connection") {
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
         }
-        head += "Content-Length: \(body.count)\r\n"
-        head += keepAlive ? "" : "Connection: close\r\n"
-        head += "\r\n"
-        var out = Array(head.utf8)
+        out.append(contentsOf: "Content-Length: ".utf8)
+        HTTPResponse.appendDecimal(body.count, to: &out)
+        out.append(contentsOf: keepAlive ? "\r\n\r\n".utf8 : "\r\nConnection: close\r\n\r\n".utf8)
         if !headOnly { out.append(contentsOf: body) }
         return out
+    }
+
+    @inline(__always)
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        precondition(value >= 0)
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value, count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+                count += 1
+            } while n > 0
+            out.append(contentsOf: buffer[(20 - count)...])
+        }
     }
 
     /// The reason phrase of the statuses this server sends.

@@ -58,11 +58,14 @@ struct DaemonProcessTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", DaemonProcessTests.binary, "--config", config]
+        let log = "\(dir.path)/registryd.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: log)
         try process.run()
         defer { _ = terminate(process) }
         let catalogPath = "\(dir.path)/catalog.sqlite"
+        func logTail() -> String { String(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self).suffix(3000)) }
         #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 1)) == "live" })
 
         let staging = "\(dir.path)/models/digits/.staging-2"
@@ -70,8 +73,9 @@ struct DaemonProcessTests {
         try modelBytes("digits_mlp.onnx").write(to: URL(fileURLWithPath: "\(staging)/model.onnx"))
         #expect(chmod("\(staging)/model.onnx", 0o600) == 0)  // owned by root, unreadable for nobody
         #expect(rename(staging, "\(dir.path)/models/digits/2") == 0)
-        #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 2)) == "failed" })
-        let db = try Database(path: catalogPath)
+        #expect(waitFor { (try? Catalog.peekState(catalogPath, "digits", 2)) == "failed" },
+                "version 2 is \(String(describing: try? Catalog.peekState(catalogPath, "digits", 2))); the daemon said: \(logTail())")
+        let db = try Database(path: catalogPath, readOnly: true)
         let reason = try db.scalarText("SELECT reason FROM versions WHERE model = 'digits' AND version = 2") ?? ""
         db.close()
         #expect(reason.lowercased().contains("permission denied") && reason.contains("model.onnx"), "\(reason)")
@@ -145,7 +149,9 @@ extension Catalog {
     /// Reads one version's state from a catalog another process may be writing (WAL allows it).
     static func peekState(_ path: String, _ model: String, _ version: Int) throws -> String? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let db = try Database(path: path)
+        // Read-only: a peek must never create the journal files as root under a daemon that
+        // runs as another user.
+        let db = try Database(path: path, readOnly: true)
         defer { db.close() }
         return try db.scalarText("SELECT state FROM versions WHERE model = ? AND version = ?", [.text(model), .int(Int64(version))])
     }

@@ -15,10 +15,14 @@ final class Database {
 
     /// Opens (creating if needed) the database at `path` in WAL mode with foreign keys on and
     /// full fsync on commit: the audit trail must survive a crash of the process or the machine.
-    init(path: String) throws(RegistryError) {
+    ///
+    /// `readOnly` opens an existing catalog for reading only and changes nothing about it (no
+    /// journal mode switch, no files created): for tools and tests that look at a catalog
+    /// another process (maybe another user) owns.
+    init(path: String, readOnly: Bool = false) throws(RegistryError) {
         self.path = path
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_FULLMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
@@ -29,6 +33,7 @@ final class Database {
         sqlite3_extended_result_codes(db, 1)
         // Wait for a lock held by another process (sqlite3 shell, a backup) instead of failing.
         sqlite3_busy_timeout(db, 5_000)
+        if readOnly { return }
         try execute("PRAGMA foreign_keys = ON")
         let mode = try scalarText("PRAGMA journal_mode = WAL")
         guard mode?.lowercased() == "wal" else {

@@ -384,6 +384,7 @@ public final class HTTPServer: @unchecked Sendable {
                 let response = handler(request, connection.peer)
                 let keepAlive = request.keepAlive && !eof && !lock.withLock({ stopping })
                 let written = write(connection.fd, response.serialized(keepAlive: keepAlive, headOnly: request.method == "HEAD"))
+                response.afterSend?()
                 lock.withLock {
                     inFlight -= 1
                     connection.requestStarted = nil

@@ -67,10 +67,17 @@ public struct InferenceAPI: Sendable {
             }
         case ["infer"]:
             guard method == "POST" else { return methodNotAllowed(request) }
-            // Marked for the shadow mirror, which runs only in the gaps between inferences.
-            mirror?.servingBegan()
-            defer { mirror?.servingEnded() }
-            return infer(request, model: model, version: version)
+            // Marked for the shadow mirror, which runs only in the gaps between inferences: the
+            // gap opens once the answer is written (the server runs `afterSend` then).
+            guard let mirror else { return infer(request, model: model, version: version) }
+            mirror.servingBegan()
+            var response = infer(request, model: model, version: version)
+            let offer = response.afterSend
+            response.afterSend = {
+                offer?()
+                mirror.servingEnded()
+            }
+            return response
         default:
             return HTTPResponse.error(404, "no endpoint \(method) \(request.path)")
         }
@@ -149,14 +156,14 @@ public struct InferenceAPI: Sendable {
             record(loaded, decision, started, failed: status == 500)
             return HTTPResponse.error(status, "model '\(model)' version \(loaded.version): \(error.message)")
         }
-        let response = encode(decoded, outputs: outputs, model: model, loaded: loaded, decision: decision)
+        var response = encode(decoded, outputs: outputs, model: model, loaded: loaded, decision: decision)
         record(loaded, decision, started, failed: false)
         if let shadow, let mirror {
-            // After the answer is built; the mirror only queues (or drops) the job.
+            // Once the answer is written; the mirror only queues (or drops) the job.
             let runSeconds = Double(DispatchTime.now().uptimeNanoseconds - runStarted) / 1e9
-            mirror.offer(model: model, ShadowMirror.Job(
-                shadow: shadow, inputs: decoded.inputs, outputNames: decoded.outputs?.map(\.name), primary: outputs,
-                primaryOrder: loaded.session.outputs.map(\.name), primarySeconds: runSeconds))
+            let job = ShadowMirror.Job(shadow: shadow, inputs: decoded.inputs, outputNames: decoded.outputs?.map(\.name), primary: outputs,
+                                       primaryOrder: loaded.session.outputs.map(\.name), primarySeconds: runSeconds)
+            response.afterSend = { mirror.offer(model: model, job) }
         }
         return response
     }
@@ -245,21 +252,28 @@ enum TensorText {
                 writer.append(format(v))
             }
         }
-        func float(_ v: Double) -> String { v.isFinite ? "\(v)" : "null" }
+        // `description`, not interpolation: a short number stays a small (inline) String.
+        func float(_ v: Double) -> String { v.isFinite ? v.description : "null" }
+        func integers<T: BinaryInteger>(_ values: [T]) {
+            for (i, v) in values.enumerated() {
+                if i > 0 { writer.bytes.append(UInt8(ascii: ",")) }
+                TensorText.appendInteger(v, to: &writer.bytes)
+            }
+        }
         do {
             switch tensor.elementType {
-            case .float: list(try tensor.scalars(as: Float.self)) { $0.isFinite ? "\($0)" : "null" }
+            case .float: list(try tensor.scalars(as: Float.self)) { $0.isFinite ? $0.description : "null" }
             case .double: list(try tensor.scalars(as: Double.self), float)
             case .float16: list(try tensor.scalars(as: Float16.self)) { float(Double($0)) }
             case .bfloat16: list(try tensor.scalars(as: BFloat16.self)) { float(Double($0.floatValue)) }
-            case .int8: list(try tensor.scalars(as: Int8.self)) { String($0) }
-            case .int16: list(try tensor.scalars(as: Int16.self)) { String($0) }
-            case .int32: list(try tensor.scalars(as: Int32.self)) { String($0) }
-            case .int64: list(try tensor.scalars(as: Int64.self)) { String($0) }
-            case .uint8: list(try tensor.scalars(as: UInt8.self)) { String($0) }
-            case .uint16: list(try tensor.scalars(as: UInt16.self)) { String($0) }
-            case .uint32: list(try tensor.scalars(as: UInt32.self)) { String($0) }
-            case .uint64: list(try tensor.scalars(as: UInt64.self)) { String($0) }
+            case .int8: integers(try tensor.scalars(as: Int8.self))
+            case .int16: integers(try tensor.scalars(as: Int16.self))
+            case .int32: integers(try tensor.scalars(as: Int32.self))
+            case .int64: integers(try tensor.scalars(as: Int64.self))
+            case .uint8: integers(try tensor.scalars(as: UInt8.self))
+            case .uint16: integers(try tensor.scalars(as: UInt16.self))
+            case .uint32: integers(try tensor.scalars(as: UInt32.self))
+            case .uint64: integers(try tensor.scalars(as: UInt64.self))
             case .bool: list(try tensor.scalars(as: Bool.self)) { $0 ? "true" : "false" }
             case .string: list(try tensor.byteStrings()) { JSONText.quoted(String(decoding: $0, as: UTF8.self)) }
             }
@@ -268,6 +282,23 @@ enum TensorText {
             preconditionFailure("tensor of \(tensor.elementType) could not be read as itself: \(error)")
         }
         writer.bytes.append(UInt8(ascii: "]"))
+    }
+
+    /// An integer in decimal, written straight into the buffer (no String).
+    @inline(__always)
+    static func appendInteger<T: BinaryInteger>(_ value: T, to out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[23 - count] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            out.append(contentsOf: buffer[(24 - count)...])
+        }
     }
 
     static func appendBinary(_ tensor: Tensor, to out: inout [UInt8]) {

@@ -192,7 +192,7 @@ struct JSONScanner {
     /// A number beyond the type's range is refused, never turned into infinity.
     mutating func double() throws(Failure) -> Double {
         let token = try numberToken()
-        let value = withToken(token) { strtod($0, nil) }
+        let value = fastDouble(token) ?? withToken(token) { strtod($0, nil) }
         guard value.isFinite else { throw failure("number out of range for FP64 (largest magnitude 1.8e308)") }
         return value
     }
@@ -200,7 +200,7 @@ struct JSONScanner {
     /// A number as a Float, rounded once (strtof), not through Double.
     mutating func float() throws(Failure) -> Float {
         let token = try numberToken()
-        let value = withToken(token) { strtof($0, nil) }
+        let value = fastFloat(token) ?? withToken(token) { strtof($0, nil) }
         guard value.isFinite else { throw failure("number out of range for FP32 (largest magnitude 3.4e38)") }
         return value
     }
@@ -255,6 +255,92 @@ struct JSONScanner {
         for i in 0..<count where bytes[position + i] != literal.utf8Start[i] { return false }
         position += count
         return true
+    }
+
+    // MARK: Fast, exact number conversion
+    //
+    // Most numbers in a tensor are short decimals ("0.5", "17", "0.123456"). Clinger's fast
+    // path converts them exactly without strtod: when the decimal significand fits the
+    // binary one (2^53 for Double) and the power of ten is itself exact (10^22 at most), one
+    // multiplication or division, correctly rounded by the FPU, gives the correctly rounded
+    // result. Anything else goes to strtod/strtof. A test compares both paths bit for bit.
+
+    /// The token as significand, power of ten and sign; nil past 19 significant digits.
+    @inline(__always)
+    private func decimal(_ token: (start: Int, end: Int, isInteger: Bool)) -> (significand: UInt64, exponent: Int, negative: Bool)? {
+        var i = token.start
+        let negative = bytes[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        var significand: UInt64 = 0
+        var digits = 0
+        var exponent = 0
+        var inFraction = false
+        while i < token.end {
+            let b = bytes[i]
+            if b == UInt8(ascii: ".") {
+                inFraction = true
+            } else if b == UInt8(ascii: "e") || b == UInt8(ascii: "E") {
+                break
+            } else {
+                if significand != 0 || b != UInt8(ascii: "0") {
+                    guard digits < 19 else { return nil }
+                    significand = significand &* 10 &+ UInt64(b &- 0x30)
+                    digits += 1
+                }
+                if inFraction { exponent -= 1 }
+            }
+            i += 1
+        }
+        if i < token.end {
+            i += 1
+            var sign = 1
+            if bytes[i] == UInt8(ascii: "+") { i += 1 } else if bytes[i] == UInt8(ascii: "-") { sign = -1; i += 1 }
+            var e = 0
+            while i < token.end {
+                guard e < 10_000 else { return nil }
+                e = e * 10 + Int(bytes[i] &- 0x30)
+                i += 1
+            }
+            exponent += sign * e
+        }
+        return (significand, exponent, negative)
+    }
+
+    private static let exactPowersOfTen: [Double] = (0...22).map { (0..<$0).reduce(1.0) { value, _ in value * 10 } }
+
+    /// The correctly rounded Double, when the fast path applies.
+    @inline(__always)
+    func fastDouble(_ token: (start: Int, end: Int, isInteger: Bool)) -> Double? {
+        guard let (significand, exponent, negative) = decimal(token), significand <= 1 << 53 else { return nil }
+        var value = Double(significand)
+        if significand == 0 {
+            // 0, 0.000, 0e5: zero whatever the exponent.
+        } else if exponent >= 0 && exponent <= 22 {
+            value *= JSONScanner.exactPowersOfTen[exponent]
+        } else if exponent < 0 && exponent >= -22 {
+            value /= JSONScanner.exactPowersOfTen[-exponent]
+        } else {
+            return nil
+        }
+        return negative ? -value : value
+    }
+
+    /// The correctly rounded Float, when the fast path applies: through the exact Double,
+    /// unless that Double lies exactly halfway between two Floats (rounding twice could then
+    /// differ from rounding once), or outside the normal Float range.
+    @inline(__always)
+    func fastFloat(_ token: (start: Int, end: Int, isInteger: Bool)) -> Float? {
+        guard let d = fastDouble(token) else { return nil }
+        if d == 0 { return Float(d) }
+        let magnitude = abs(d)
+        guard magnitude >= Double(Float.leastNormalMagnitude), magnitude <= Double(Float.greatestFiniteMagnitude) else { return nil }
+        let f = Float(d)
+        let back = Double(f)
+        if back != d {
+            let other = Double(back < d ? f.nextUp : f.nextDown)
+            if abs(other - d) == abs(d - back) { return nil }
+        }
+        return f
     }
 
     private func withToken<T>(_ token: (start: Int, end: Int, isInteger: Bool), _ body: (UnsafePointer<CChar>) -> T) -> T {
