@@ -60,15 +60,19 @@ def main():
 
     shadow = [r for r in rows if r["group"] == "shadow"]
     if shadow:
-        base = next((r for r in shadow if r.get("percent") == 0), None)
-        out.append("### Shadow traffic (digits, concurrency 1, Unix socket, JSON; mirrored to version 2)\n")
-        out.append("| requests mirrored | p50 | p99 | throughput | p50 / no shadow | mirrored, dropped, failed |")
-        out.append("|---|---|---|---|---|---|")
-        for r in shadow:
-            rep = results.get(f"shadow_report_{r.get('percent')}", {})
-            ratio = f"{r['p50_us']['median'] / base['p50_us']['median']:.3f}" if base else "–"
-            counts = f"{rep.get('mirrored')}, {rep.get('dropped')}, {rep.get('failed')}" if rep else "–"
-            out.append(f"| {r.get('percent', '?')}% | {spread(r, 'p50_us')} | {spread(r, 'p99_us')} | {r['throughput']['median']:.0f} | {ratio} | {counts} |")
+        out.append("### Shadow traffic (digits, Unix socket, JSON; mirrored to version 2; 0/20/100% interleaved)\n")
+        out.append("| concurrency | requests mirrored | p50 | p99 | throughput | p50 / no shadow | mirrored, dropped, failed |")
+        out.append("|---|---|---|---|---|---|---|")
+        for concurrency in sorted({r.get("concurrency", 1) for r in shadow}):
+            group = [r for r in shadow if r.get("concurrency", 1) == concurrency]
+            base = next((r for r in group if r.get("percent") == 0), None)
+            for r in group:
+                suffix = "" if concurrency == 1 else f"_c{concurrency}"
+                rep = results.get(f"shadow_report_{r.get('percent')}{suffix}", {})
+                ratio = f"{r['p50_us']['median'] / base['p50_us']['median']:.3f}" if base else "–"
+                counts = f"{rep.get('mirrored')}, {rep.get('dropped')}, {rep.get('failed')}" if rep else "–"
+                out.append(f"| {concurrency} | {r.get('percent', '?')}% | {spread(r, 'p50_us')} | {spread(r, 'p99_us')} | "
+                           f"{r['throughput']['median']:.0f} | {ratio} | {counts} |")
         out.append("")
 
     life = results.get("lifecycle", {})
