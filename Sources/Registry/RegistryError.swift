@@ -23,6 +23,8 @@ public struct RegistryError: Error, Sendable, Equatable, CustomStringConvertible
         case system
         /// The request asks for something this build does not do.
         case notImplemented
+        /// The path exists but not with this method (405, with `Allow`).
+        case methodNotAllowed
     }
 
     public let code: Code
@@ -47,6 +49,7 @@ extension RegistryError {
         case .verificationFailed: 422
         case .unavailable: 503
         case .notImplemented: 501
+        case .methodNotAllowed: 405
         case .modelFailure, .database, .system: 500
         }
     }

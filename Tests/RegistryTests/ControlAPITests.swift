@@ -160,14 +160,22 @@ struct ControlAPITests {
         #expect(before["version"] == nil || before["version"] is NSNull)
     }
 
-    @Test("unknown paths are 404 naming the endpoint; a bad version in a path is 400")
+    @Test("unknown paths are 404 naming the endpoint; a known path with another method is 405 with Allow; a bad version in a path is 400")
     func unknownPaths() throws {
         let registry = try twoVersions()
         let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
         let (status, object) = try client.json("GET", "/v1/nothing")
         #expect(status == 404 && object["error"] as? String == "no endpoint GET /v1/nothing; see docs/API.md")
-        #expect(try client.json("POST", "/v1/models/digits/shadow").0 == 404)
+        #expect(try client.json("GET", "/v1/models/digits/nothing").0 == 404)
         #expect(try client.json("GET", "/v1/models/digits/versions/x").0 == 400)
+        for (method, path, allow) in [("POST", "/v1/models/digits/shadow", "GET, PUT, DELETE"), ("GET", "/v1/models/digits/promote", "POST"),
+                                      ("DELETE", "/v1/status", "GET"), ("GET", "/v1/reload", "POST"), ("POST", "/v1/models/digits/versions/1", "GET"),
+                                      ("GET", "/v1/models/digits/aliases/stable", "PUT, DELETE"), ("PUT", "/v1/events/verify", "GET")] {
+            let response = try client.send(method, path, body: method == "GET" ? nil : Array("{}".utf8))
+            let text = String(decoding: response.body, as: UTF8.self)
+            #expect(response.status == 405 && response.headers["Allow"] == allow, "\(method) \(path): \(response.status) \(text)")
+            #expect(text.contains("\(method) is not allowed on \(path)"), "\(text)")
+        }
     }
 
     @Test("re-verification finds changed bytes, quarantines the version and keeps production serving")

@@ -150,6 +150,27 @@ struct RolloutTests {
         #expect(rollback.count == 1 && rollback[0].draft.actor == EventDraft.daemon)
     }
 
+    @Test("a canary that stops being loaded mid-rollout (its bytes changed, found by verify) is rolled back at the next tick, never promoted")
+    func canaryUnloaded() throws {
+        let registry = try registry(canary: "digits_mlp.onnx")
+        _ = try start(registry, #"{"version": 2, "steps": [50, 100], "interval_seconds": 60, "min_requests": 10, "max_latency_ratio": 1000}"#)
+        try traffic(registry, count: 100)
+        let handle = FileHandle(forWritingAtPath: "\(registry.root)/digits/2/model.onnx")!
+        handle.seekToEndOfFile()
+        handle.write(Data([0xC0, 0x3E, 0x07]))
+        handle.closeFile()
+        let (code, report) = try HTTPTestClient(unixPath: registry.config.controlSocket).json("POST", "/v1/verify?model=digits", "{}")
+        #expect(code == 200 && report["failed"] as? Int == 1, "\(report)")
+        clock.advance(by: 61)
+        registry.daemon!.lifecycle.rolloutTick()
+        let after = try status(registry)
+        #expect(after["state"] as? String == "rolled_back", "\(after)")
+        #expect((after["note"] as? String)?.contains("no longer loaded (quarantined)") == true, "\(after)")
+        #expect(try registry.daemon!.catalog.aliases(model: "digits")["production"] == 1)
+        #expect(try registry.daemon!.router.resolve(model: "digits", routingKey: "user-1").0.version == 1)
+        #expect(try traffic(registry, count: 50)[200] == 50)
+    }
+
     @Test("with too little canary traffic a step holds as 'insufficient data': neither pass nor fail")
     func insufficientData() throws {
         let registry = try registry(canary: "digits_mlp.onnx")

@@ -32,7 +32,11 @@ public struct ControlAPI: Sendable {
         do throws(RegistryError) {
             return try route(request, actor: actor)
         } catch {
-            return HTTPResponse.error(error.httpStatus, error.message)
+            var response = HTTPResponse.error(error.httpStatus, error.message)
+            if error.code == .methodNotAllowed {
+                response.headers.add("Allow", ControlAPI.allowedMethods(Array(request.pathSegments.dropFirst())).joined(separator: ", "))
+            }
+            return response
         }
     }
 
@@ -159,8 +163,32 @@ public struct ControlAPI: Sendable {
         }
     }
 
+    /// 405 naming the methods the path takes, when it exists with other methods; else 404.
     private static func noEndpoint(_ request: HTTPRequest) -> RegistryError {
-        RegistryError(.notFound, "no endpoint \(request.method) \(request.path); see docs/API.md")
+        let allowed = allowedMethods(Array(request.pathSegments.dropFirst()))
+        if !allowed.isEmpty {
+            return RegistryError(.methodNotAllowed, "\(request.method) is not allowed on \(request.path); use \(allowed.joined(separator: " or "))")
+        }
+        return RegistryError(.notFound, "no endpoint \(request.method) \(request.path); see docs/API.md")
+    }
+
+    /// The methods each `/v1` path takes (segments after `v1`); empty for an unknown path.
+    static func allowedMethods(_ segments: [String]) -> [String] {
+        switch segments.count {
+        case 1:
+            return ["status": ["GET"], "models": ["GET"], "rescan": ["POST"], "reload": ["POST"], "verify": ["POST"], "events": ["GET"]][segments[0]] ?? []
+        case 2 where segments[0] == "events" && segments[1] == "verify":
+            return ["GET"]
+        case 2 where segments[0] == "models":
+            return ["GET"]
+        case 3 where segments[0] == "models":
+            return ["promote": ["POST"], "rollback": ["POST"], "split": ["PUT", "DELETE"], "served-at": ["GET"],
+                    "rollout": ["GET", "POST"], "shadow": ["GET", "PUT", "DELETE"], "stats": ["GET"]][segments[2]] ?? []
+        case 4 where segments[0] == "models":
+            return ["versions": ["GET"], "aliases": ["PUT", "DELETE"], "rollout": ["POST"]][segments[2]] ?? []
+        default:
+            return []
+        }
     }
 
     private func ok<T: Encodable>(_ value: T) -> HTTPResponse {

@@ -98,8 +98,15 @@ extension Lifecycle {
                 record.baselineStats = record.baselineStats.adding(now.baseline.subtracting(seen.baseline))
                 rolloutSeen[model] = now
                 let intervalOver = clock.now() - record.stepStartedAt >= record.plan.intervalSeconds
-                let decision = RolloutPolicy.decide(plan: record.plan, step: record.step, canary: record.canary,
+                var decision = RolloutPolicy.decide(plan: record.plan, step: record.step, canary: record.canary,
                                                     baseline: record.baselineStats, intervalOver: intervalOver)
+                // A canary that can no longer serve (its file deleted or changed, unloaded) is
+                // rolled back at once rather than promoted or left holding a share it cannot take.
+                let canaryKey = Key(model: model, version: record.version)
+                if loaded[canaryKey] == nil {
+                    let state = records[canaryKey]?.state.rawValue ?? "gone"
+                    decision = .rollBack("version \(record.version) is no longer loaded (\(state))")
+                }
                 let command: String
                 switch decision {
                 case .advance: command = "rollout-advance"
