@@ -21,6 +21,8 @@ public final class Session: @unchecked Sendable {
     public let metadata: ModelMetadata
     /// The execution provider the session was built for.
     public let executionProvider: SessionOptions.ExecutionProvider
+    /// The session's own intra-op thread count, or nil when it runs on the environment's shared pool.
+    public let intraOpThreads: Int?
 
     private let environment: Environment
     /// The function table, kept here so that a run does not fetch it again.
@@ -79,6 +81,7 @@ public final class Session: @unchecked Sendable {
         self.api = api
         self.environment = environment
         self.executionProvider = options.executionProvider
+        self.intraOpThreads = options.intraOpThreads
         self.inputNames = inputs.map { strdup($0.name)! }
         self.outputNames = outputs.map { strdup($0.name)! }
         self.inputIndex = Dictionary(uniqueKeysWithValues: inputs.enumerated().map { ($1.name, $0) })

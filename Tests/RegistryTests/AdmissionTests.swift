@@ -229,3 +229,34 @@ struct AdmissionTests {
         #expect(registry.daemon!.lifecycle.status().isEmpty)
     }
 }
+
+/// Which thread pool a loaded model's session runs on.
+@Suite("loader: thread choice")
+struct LoaderThreadTests {
+    /// `light_resnet50.onnx` from the onnx package in .venv (scripts/setup.sh installs it): a
+    /// 78 KB file whose weights are made at load time, with a ResNet-50's cost per run.
+    static func lightResNet() throws -> String {
+        let lib = "\(repositoryRoot)/.venv/lib"
+        let python = try #require(try FileManager.default.contentsOfDirectory(atPath: lib).first { $0.hasPrefix("python3") })
+        let path = "\(lib)/\(python)/site-packages/onnx/backend/test/data/light/light_resnet50.onnx"
+        try #require(FileManager.default.fileExists(atPath: path), "\(path) is missing: run scripts/setup.sh")
+        return path
+    }
+
+    @Test("a small, cheap model runs on one thread of its own; a small file whose run is costly (light ResNet-50) is loaded again on the shared pool")
+    func threadChoice() throws {
+        let registry = TestRegistry()
+        try registry.makeModelDirectory("digits")
+        try registry.makeModelDirectory("resnet")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        try dropAtomically(root: registry.root, model: "resnet", version: 1, bytes: try #require(FileManager.default.contents(atPath: try LoaderThreadTests.lightResNet())))
+        try registry.start()
+        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        #expect(registry.waitForState("resnet", 1, [.live], timeout: 60) != nil)
+        #expect(registry.config.singleThreadBelowBytes == 16 << 20)
+        let digits = try registry.daemon!.router.resolve(model: "digits").0
+        let resnet = try registry.daemon!.router.resolve(model: "resnet").0
+        #expect(digits.session.intraOpThreads == 1, "the digits model is small and cheap")
+        #expect(resnet.session.intraOpThreads == nil, "light_resnet50 is a 78 KB file but a costly run: the shared pool")
+    }
+}

@@ -10,7 +10,8 @@ public struct Loader: Sendable {
     /// options, one intra-op thread) instead of the environment's shared thread pool. For a
     /// small model the pool buys no parallelism, and two runs sharing it wait on each other:
     /// measured, a shadow version's runs in the pool slowed the serving version's runs
-    /// (bench/run --only shadow). Larger models share the pool. 0 sends every model to the pool.
+    /// (bench/run --only shadow). Larger models share the pool, and so does a small file whose
+    /// warm-up run is slow (``singleThreadMaximumRunSeconds``). 0 sends every model to the pool.
     public let singleThreadBelowBytes: Int64
 
     public init(environment: Environment, options: SessionOptions = SessionOptions(), singleThreadBelowBytes: Int64 = 0) {
@@ -30,31 +31,54 @@ public struct Loader: Sendable {
         return chosen
     }
 
-    /// Loads `path` and runs it once, on the manifest's sample inputs when it has them, else on
+    /// A small file is not always a cheap model (a network whose weights are generated at load
+    /// time, say): a single-threaded session whose warm-up run takes longer than this is loaded
+    /// again on the shared pool, where its runs can use every core.
+    public static let singleThreadMaximumRunSeconds = 0.002
+
+    /// Loads `path` and runs it, on the manifest's sample inputs when it has them, else on
     /// inputs made from its signature, so that a model that loads but cannot run is caught
     /// before it serves.
     public func load(path: String, manifest: Manifest? = nil) throws(RegistryError) -> Session {
         FaultInjection.delayLoad()
+        let chosen = options(for: path)
+        let (session, runSeconds) = try loadAndWarmUp(path: path, manifest: manifest, options: chosen)
+        if chosen.intraOpThreads == 1 && options.intraOpThreads == nil && runSeconds > Loader.singleThreadMaximumRunSeconds {
+            return try loadAndWarmUp(path: path, manifest: manifest, options: options).session
+        }
+        return session
+    }
+
+    /// A session and the run time of its second warm-up run (the first pays one-off costs).
+    private func loadAndWarmUp(path: String, manifest: Manifest?, options: SessionOptions) throws(RegistryError) -> (session: Session, runSeconds: Double) {
         let session: Session
         do {
-            session = try Session(path: path, environment: environment, options: options(for: path))
+            session = try Session(path: path, environment: environment, options: options)
         } catch {
             throw RegistryError(.modelFailure, "onnx runtime cannot load it: \(error.message)")
         }
+        let inputs: [String: Tensor]
+        let what: String
         if let samples = manifest?.sampleInputs() {
-            do {
-                _ = try session.run(samples)
-            } catch {
-                throw RegistryError(.modelFailure, "warm-up run on the manifest's sample_inputs failed: \(error.message)")
+            inputs = samples
+            what = "warm-up run on the manifest's sample_inputs failed"
+        } else {
+            do { inputs = try Loader.warmUpInputs(for: session) } catch {
+                throw RegistryError(.modelFailure, "warm-up run failed: \(error.message)")
             }
-            return session
+            what = "warm-up run failed"
         }
-        do {
-            _ = try session.run(Loader.warmUpInputs(for: session))
-        } catch {
-            throw RegistryError(.modelFailure, "warm-up run failed: \(error.message)")
+        var seconds = 0.0
+        for _ in 0..<2 {
+            let started = DispatchTime.now().uptimeNanoseconds
+            do {
+                _ = try session.run(inputs)
+            } catch {
+                throw RegistryError(.modelFailure, "\(what): \(error.message)")
+            }
+            seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         }
-        return session
+        return (session, seconds)
     }
 
     /// Zeros (empty strings) of each input's declared shape, with variable dimensions set to 1.
