@@ -262,7 +262,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for registryd and the peer")
     parser.add_argument("--out", default=str(ROOT / "bench/results/latest.json"))
     parser.add_argument("--quick", action="store_true", help="one repeat, short runs: to check the harness")
-    parser.add_argument("--only", choices=["shadow"], help="run only this group (written to --out; BENCHMARKS.md is left alone)")
+    parser.add_argument("--only", choices=["shadow", "cnn"], help="run only this group (written to --out; BENCHMARKS.md is left alone)")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.seconds, args.cnn_seconds = 1, 1, 2
@@ -286,7 +286,8 @@ def main():
 
     everything = args.only is None
     # The floor.
-    for model, path, runs in [("digits", FIXTURES / "digits_logreg.onnx", 20000), ("resnet50", RESNET, 40)] if everything else []:
+    cnn = everything or args.only == "cnn"
+    for model, path, runs in [("digits", FIXTURES / "digits_logreg.onnx", 20000), ("resnet50", RESNET, 40)] if everything else [("resnet50", RESNET, 40)] if cnn else []:
         for threads in [1, 2]:
             record("floor", f"{model} in-process Run, {threads} intra-op thread(s)",
                    repeat(args.repeats, lambda: run_tool(["floor", "--model", str(path), "--threads", str(threads), "--runs", str(runs)])),
@@ -305,7 +306,7 @@ def main():
                        repeat(args.repeats, lambda: load(endpoint, target.format("digits"), bodies["digits"][kind], concurrency, args.seconds, 1)),
                        model="digits", server=name.split()[0], transport=name.split()[1], encoding=kind, concurrency=concurrency)
         for name, endpoint, kind in [("registryd UDS binary", uds, "binary"), ("registryd UDS JSON", uds, "json"),
-                                     ("registryd TCP binary", tcp, "binary"), ("peer TCP JSON", peer_ep, "json")] if everything else []:
+                                     ("registryd TCP binary", tcp, "binary"), ("peer TCP JSON", peer_ep, "json")] if cnn else []:
             record("resnet50", f"{name}, concurrency 1",
                    repeat(args.repeats, lambda: load(endpoint, target.format("resnet50"), bodies["resnet50"][kind], 1, args.cnn_seconds, 2)),
                    model="resnet50", server=name.split()[0], transport=name.split()[1], encoding=kind, concurrency=1)
@@ -314,7 +315,7 @@ def main():
         # Shadow traffic: the client's latency with 0%, 20% (the example) and 100% of the
         # requests mirrored, interleaved (0, 20, 100, 0, 20, 100, ...) so that the machine's
         # drift hits each alike; at concurrency 1 and 8.
-        for concurrency in [1, 8]:
+        for concurrency in [1, 8] if args.only != "cnn" else []:
             samples = {0: [], 20: [], 100: []}
             reports = {}
             for _ in range(args.repeats):
