@@ -30,7 +30,7 @@ public struct HTTPResponse: Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(96 + headers.fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } + (headOnly ? 0 : body.count))
         out.append(contentsOf: "HTTP/1.1 ".utf8)
-        HTTPResponse.appendDecimal(status, to: &out)
+        JSONText.appendInteger(status, to: &out)
         out.append(UInt8(ascii: " "))
         out.append(contentsOf: HTTPResponse.reason(status).utf8)
         out.append(contentsOf: "\r\n".utf8)
@@ -41,26 +41,10 @@ public struct HTTPResponse: Sendable {
             out.append(contentsOf: "\r\n".utf8)
         }
         out.append(contentsOf: "Content-Length: ".utf8)
-        HTTPResponse.appendDecimal(body.count, to: &out)
+        JSONText.appendInteger(body.count, to: &out)
         out.append(contentsOf: keepAlive ? "\r\n\r\n".utf8 : "\r\nConnection: close\r\n\r\n".utf8)
         if !headOnly { out.append(contentsOf: body) }
         return out
-    }
-
-    @inline(__always)
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
-        precondition(value >= 0)
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = value, count = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[19 - count] = UInt8(ascii: "0") + UInt8(n % 10)
-                n /= 10
-                count += 1
-            } while n > 0
-            out.append(contentsOf: buffer[(20 - count)...])
-        }
     }
 
     /// The reason phrase of the statuses this server sends.
@@ -95,6 +79,24 @@ public struct HTTPResponse: Sendable {
 
 /// Minimal JSON text helpers that need no Foundation.
 public enum JSONText {
+    /// An integer in decimal, written straight into `out` (no String): response heads and JSON
+    /// tensors write many of them.
+    @inline(__always)
+    public static func appendInteger<T: BinaryInteger>(_ value: T, to out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[23 - count] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            out.append(contentsOf: buffer[(24 - count)...])
+        }
+    }
+
     /// `s` as a JSON string literal, with quotes.
     public static func quoted(_ s: String) -> String {
         var out = "\""

@@ -6,7 +6,9 @@ import Foundation
 ///
 /// Thread-safety: all access goes through `lock` around the single connection, so calls may come
 /// from any thread; that lock is why the class is `@unchecked Sendable` (the non-Sendable
-/// `Database` never leaves it). The serving hot path never calls the catalog.
+/// `Database` and the `inGroup` flag never leave it). The lock is recursive because an
+/// ``atomically(_:beforeCommit:)`` group holds it while its body makes ordinary calls on the
+/// same thread. The serving hot path never calls the catalog.
 public final class Catalog: @unchecked Sendable {
     private let lock = NSRecursiveLock()
     private let database: Database

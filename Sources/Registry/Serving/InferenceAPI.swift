@@ -257,7 +257,7 @@ enum TensorText {
         func integers<T: BinaryInteger>(_ values: [T]) {
             for (i, v) in values.enumerated() {
                 if i > 0 { writer.bytes.append(UInt8(ascii: ",")) }
-                TensorText.appendInteger(v, to: &writer.bytes)
+                JSONText.appendInteger(v, to: &writer.bytes)
             }
         }
         do {
@@ -282,23 +282,6 @@ enum TensorText {
             preconditionFailure("tensor of \(tensor.elementType) could not be read as itself: \(error)")
         }
         writer.bytes.append(UInt8(ascii: "]"))
-    }
-
-    /// An integer in decimal, written straight into the buffer (no String).
-    @inline(__always)
-    static func appendInteger<T: BinaryInteger>(_ value: T, to out: inout [UInt8]) {
-        if value < 0 { out.append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for 20 digits
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[23 - count] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10)
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            out.append(contentsOf: buffer[(24 - count)...])
-        }
     }
 
     static func appendBinary(_ tensor: Tensor, to out: inout [UInt8]) {
