@@ -32,6 +32,26 @@ struct NumberParsingTests {
             let mid = (Double(f) + Double(f.nextUp)) / 2
             cases.append(String(format: "%.17g", mid))
             cases.append(String(format: "%.25g", mid))
+            // 17 to 19 significant digits just either side of the halfway point: the Float path
+            // for significands past 2^53 must see these as too close to call.
+            for digits in 17...19 {
+                cases.append(String(format: "%.\(digits - 1)e", mid.nextUp.nextUp))
+                cases.append(String(format: "%.\(digits - 1)e", mid.nextDown.nextDown))
+                cases.append(String(format: "%.\(digits)g", mid))
+            }
+        }
+        // What Python's json.dumps writes for 8-bit pixels scaled to [0, 1] (k/255): 15 to 17
+        // digits, a third of them past 2^53.
+        for k in 0...255 { cases.append("\(Double(k) / 255)") }
+        // 18 and 19 significant digits, and 20 or more (past what the fast path reads).
+        for _ in 0..<50_000 {
+            let digits = Int.random(in: 18...24, using: &generator)
+            var text = String(Int.random(in: 1...9, using: &generator))
+            text += (1..<digits).map { _ in String(Int.random(in: 0...9, using: &generator)) }.joined()
+            let point = Int.random(in: 0...digits, using: &generator)
+            text = point == 0 ? "0." + text : point == digits ? text : String(text.prefix(point)) + "." + String(text.dropFirst(point))
+            if Bool.random(using: &generator) { text += "e\(Int.random(in: -25...25, using: &generator))" }
+            cases.append(text)
         }
         // Random decimals of 1 to 20 digits, with and without a point and an exponent.
         for _ in 0..<200_000 {
@@ -66,6 +86,6 @@ struct NumberParsingTests {
             if r.double.bitPattern != r.strtod.bitPattern { mismatches.append("\(text): FP64 \(r.double) vs strtod \(r.strtod)") }
         }
         #expect(mismatches.isEmpty, "\(mismatches.count) of \(cases.count): \(mismatches.prefix(10))")
-        #expect(cases.count > 350_000)
+        #expect(cases.count > 400_000)
     }
 }

@@ -30,6 +30,9 @@ struct InferenceRequest {
         var shape: [Int]?
         var datatype: DataType?
         var data: Range<Int>?
+        /// `data`, decoded as it was met (when name, datatype and shape came before it), or why
+        /// it could not be.
+        var tensor: Result<Tensor, Failure>?
         var binarySize: Int?
     }
 
@@ -106,6 +109,17 @@ struct InferenceRequest {
             let count: Int
             do { count = try Tensor.elementCount(of: shape) } catch { throw Failure(message: "input '\(name)': \(error.message)") }
             let tensor: Tensor
+            switch (input.tensor, input.binarySize) {
+            case (.success, .some), (.failure, .some):
+                throw Failure(message: "input '\(name)' has both 'data' and parameters.binary_data_size")
+            case (.success(let decoded), nil):
+                request.inputs[name] = decoded
+                continue
+            case (.failure(let error), nil):
+                throw error
+            case (nil, _):
+                break
+            }
             switch (input.data, input.binarySize) {
             case (nil, nil):
                 throw Failure(message: "input '\(name)' has neither 'data' nor parameters.binary_data_size")
@@ -158,7 +172,23 @@ struct InferenceRequest {
                     input.binarySize = Int(n)
                 }
             case "data":
-                input.data = try s.skipValue()
+                guard input.data == nil && input.tensor == nil else { throw s.failure("'data' given twice in an input") }
+                if input.binarySize == nil, let name = input.name, let datatype = input.datatype, let shape = input.shape,
+                   let count = try? Tensor.elementCount(of: shape) {
+                    // The usual order (name, datatype, shape, data): decoded in this one pass.
+                    let start = s.position
+                    do throws(Failure) {
+                        input.tensor = .success(try decodeData(&s, name: name, datatype: datatype, shape: shape, count: count))
+                    } catch {
+                        // Reported with the input's other errors, after the whole request is read.
+                        input.tensor = .failure(error)
+                        s.position = start
+                        _ = try s.skipStructure()
+                    }
+                } else {
+                    // Found by its brackets only: decodeJSONData parses it strictly, once.
+                    input.data = try s.skipStructure()
+                }
             default:
                 throw s.failure("unknown key '\(key)' in an input")
             }
@@ -170,49 +200,55 @@ struct InferenceRequest {
 
     private static func decodeJSONData(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, name: String, datatype: DataType,
                                        shape: [Int], count: Int) throws(Failure) -> Tensor {
-        // Every element takes at least one byte of JSON: a larger count cannot be in this range.
-        guard count <= range.count else {
+        var scanner = JSONScanner(raw, from: range.lowerBound, to: range.upperBound)
+        let tensor = try decodeData(&scanner, name: name, datatype: datatype, shape: shape, count: count)
+        guard scanner.peek() == nil else {
+            throw Failure(message: "input '\(name)': unexpected bytes after the data at byte \(scanner.position)")
+        }
+        return tensor
+    }
+
+    /// Decodes the `data` value at the scanner's position, flat or nested, straight into the
+    /// tensor's buffer; leaves the scanner after it.
+    private static func decodeData(_ scanner: inout JSONScanner, name: String, datatype: DataType, shape: [Int], count: Int) throws(Failure) -> Tensor {
+        // Every element takes at least one byte of JSON: a larger count cannot be in the bytes
+        // left, so a small request cannot make the daemon allocate a huge buffer.
+        guard count <= scanner.end - scanner.position else {
             throw Failure(message: "input '\(name)': shape \(shape) needs \(count) elements, the data holds fewer")
         }
-        var scanner = JSONScanner(raw, from: range.lowerBound, to: range.upperBound)
         do {
             if datatype == .bytes {
                 var strings: [[UInt8]] = []
                 strings.reserveCapacity(count)
-                try flatten(&scanner, name: name, shape: shape, count: count, written: { strings.count }) { (s: inout JSONScanner) throws(JSONScanner.Failure) in
+                let written = try walk(&scanner, shape: shape, count: count) { (s: inout JSONScanner, _: Int) throws(JSONScanner.Failure) in
                     strings.append(try s.stringBytes())
                 }
+                try finish(&scanner, name: name, shape: shape, count: count, written: written)
                 return try Tensor(shape: shape, byteStrings: strings)
             }
-            return try Tensor(datatype.elementType, shape: shape) { buffer in
-                var index = 0
-                func fill<T>(_ type: T.Type, _ read: (inout JSONScanner) throws(JSONScanner.Failure) -> T) throws {
-                    let typed = buffer.bindMemory(to: T.self)
-                    try flatten(&scanner, name: name, shape: shape, count: count, written: { index }) { (s: inout JSONScanner) throws(JSONScanner.Failure) in
-                        typed[index] = try read(&s)
-                        index += 1
-                    }
-                }
+            return try Tensor(datatype.elementType, shape: shape) { (buffer: UnsafeMutableRawBufferPointer) throws in
+                let written: Int
                 switch datatype {
-                case .bool: try fill(UInt8.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.bool() ? 1 : 0 }
-                case .uint8: try fill(UInt8.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.uint64(), &s) }
-                case .uint16: try fill(UInt16.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.uint64(), &s) }
-                case .uint32: try fill(UInt32.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.uint64(), &s) }
-                case .uint64: try fill(UInt64.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.uint64() }
-                case .int8: try fill(Int8.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.int64(), &s) }
-                case .int16: try fill(Int16.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.int64(), &s) }
-                case .int32: try fill(Int32.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.int64(), &s) }
-                case .int64: try fill(Int64.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.int64() }
-                case .fp16: try fill(UInt16.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in
+                case .bool: written = try fill(&scanner, buffer, UInt8.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.bool() ? 1 : 0 }
+                case .uint8: written = try fill(&scanner, buffer, UInt8.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.uint64(), &s) }
+                case .uint16: written = try fill(&scanner, buffer, UInt16.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.uint64(), &s) }
+                case .uint32: written = try fill(&scanner, buffer, UInt32.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.uint64(), &s) }
+                case .uint64: written = try fill(&scanner, buffer, UInt64.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.uint64() }
+                case .int8: written = try fill(&scanner, buffer, Int8.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.int64(), &s) }
+                case .int16: written = try fill(&scanner, buffer, Int16.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.int64(), &s) }
+                case .int32: written = try fill(&scanner, buffer, Int32.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try narrow(try s.int64(), &s) }
+                case .int64: written = try fill(&scanner, buffer, Int64.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.int64() }
+                case .fp16: written = try fill(&scanner, buffer, UInt16.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in
                     let half = Float16(try s.float())
                     guard half.isFinite else { throw s.failure("number out of range for FP16 (largest magnitude 65504)") }
                     return half.bitPattern
                 }
-                case .bf16: try fill(UInt16.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in BFloat16(try s.float()).bitPattern }
-                case .fp32: try fill(Float.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.float() }
-                case .fp64: try fill(Double.self) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.double() }
-                case .bytes: break
+                case .bf16: written = try fill(&scanner, buffer, UInt16.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in BFloat16(try s.float()).bitPattern }
+                case .fp32: written = try fill(&scanner, buffer, Float.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.float() }
+                case .fp64: written = try fill(&scanner, buffer, Double.self, shape, count) { (s: inout JSONScanner) throws(JSONScanner.Failure) in try s.double() }
+                case .bytes: written = 0
                 }
+                try finish(&scanner, name: name, shape: shape, count: count, written: written)
             }
         } catch let error as JSONScanner.Failure {
             throw Failure(message: "input '\(name)': \(error.message)")
@@ -228,22 +264,53 @@ struct InferenceRequest {
         return narrowed
     }
 
-    /// Walks `data`, flat or nested, calling `element` for each scalar; refuses more or fewer
-    /// than `count` elements.
-    private static func flatten(_ scanner: inout JSONScanner, name: String, shape: [Int], count: Int, written: () -> Int,
-                                element: (inout JSONScanner) throws(JSONScanner.Failure) -> Void) throws {
-        func walk(_ s: inout JSONScanner, depth: Int) throws(JSONScanner.Failure) {
-            guard depth <= 32 else { throw s.failure("data nested deeper than 32") }
-            if s.peek() == UInt8(ascii: "[") {
-                try s.array { (s: inout JSONScanner) throws(JSONScanner.Failure) in try walk(&s, depth: depth + 1) }
+    /// Reads `data`'s scalars with `read` into the tensor's buffer, in order; returns how many.
+    @inline(__always)
+    private static func fill<T>(_ scanner: inout JSONScanner, _ buffer: UnsafeMutableRawBufferPointer, _: T.Type, _ shape: [Int], _ count: Int,
+                                _ read: (inout JSONScanner) throws(JSONScanner.Failure) -> T) throws(JSONScanner.Failure) -> Int {
+        let typed = buffer.bindMemory(to: T.self)
+        return try walk(&scanner, shape: shape, count: count) { (s: inout JSONScanner, index: Int) throws(JSONScanner.Failure) in
+            typed[index] = try read(&s)
+        }
+    }
+
+    /// Walks `data`, flat or nested, calling `element` with each scalar and its index; refuses
+    /// more than `count` scalars or nesting deeper than 32. Iterative (no recursion, no closure
+    /// per array), since a 224×224×3 image is 150,528 scalars in 673 arrays. Returns how many
+    /// scalars it read.
+    @inline(__always)
+    private static func walk(_ s: inout JSONScanner, shape: [Int], count: Int,
+                             _ element: (inout JSONScanner, Int) throws(JSONScanner.Failure) -> Void) throws(JSONScanner.Failure) -> Int {
+        var index = 0
+        var depth = 0
+        while true {
+            // A value: an array opens, or a scalar is read.
+            guard let next = s.peek() else { throw s.failure("expected a value") }
+            if next == UInt8(ascii: "[") {
+                guard depth < 32 else { throw s.failure("data nested deeper than 32") }
+                depth += 1
+                s.position += 1
+                if !s.consume(UInt8(ascii: "]")) { continue }
+                depth -= 1
             } else {
-                guard written() < count else { throw s.failure("shape \(shape) needs \(count) elements, the data holds more") }
-                try element(&s)
+                guard index < count else { throw s.failure("shape \(shape) needs \(count) elements, the data holds more") }
+                try element(&s, index)
+                index += 1
+            }
+            // After a value: close arrays until one goes on with its next element.
+            while true {
+                if depth == 0 { return index }
+                if s.consume(UInt8(ascii: ",")) { break }
+                guard s.consume(UInt8(ascii: "]")) else { throw s.failure("expected ',' or ']'") }
+                depth -= 1
             }
         }
-        try walk(&scanner, depth: 0)
-        guard written() == count else {
-            throw Failure(message: "input '\(name)': shape \(shape) needs \(count) elements, the data holds \(written())")
+    }
+
+    /// After the walk: exactly `count` scalars read.
+    private static func finish(_ scanner: inout JSONScanner, name: String, shape: [Int], count: Int, written: Int) throws(Failure) {
+        guard written == count else {
+            throw Failure(message: "input '\(name)': shape \(shape) needs \(count) elements, the data holds \(written)")
         }
     }
 

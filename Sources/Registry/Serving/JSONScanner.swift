@@ -156,51 +156,113 @@ struct JSONScanner {
         return text
     }
 
-    /// The bytes of a number token, validated against JSON's grammar.
-    mutating func numberToken() throws(Failure) -> (start: Int, end: Int, isInteger: Bool) {
+    /// A number token, validated against JSON's grammar, with its decimal value read in the same
+    /// pass: up to 19 significant digits and a power of ten (`exact` is false when more
+    /// significant digits, or an exponent beyond ±100,000, were given; the token's bytes then
+    /// go to strtod/strtof).
+    struct Number {
+        var start: Int
+        var end: Int
+        var isInteger: Bool
+        var significand: UInt64
+        var exponent: Int
+        var negative: Bool
+        var exact: Bool
+    }
+
+    @inline(__always)
+    mutating func number() throws(Failure) -> Number {
         skipWhitespace()
         let start = position
         var integer = true
-        if position < end && bytes[position] == UInt8(ascii: "-") { position += 1 }
+        var negative = false
+        var significand: UInt64 = 0
+        var digits = 0
+        var exponent = 0
+        var exact = true
+        if position < end && bytes[position] == UInt8(ascii: "-") { negative = true; position += 1 }
         guard position < end, isDigit(bytes[position]) else { throw failure("expected a number") }
         if bytes[position] == UInt8(ascii: "0") {
             position += 1
         } else {
-            while position < end && isDigit(bytes[position]) { position += 1 }
+            repeat {
+                let d = bytes[position] &- 0x30
+                if digits < 19 {
+                    significand = significand &* 10 &+ UInt64(d)
+                    digits += 1
+                } else {
+                    exponent += 1
+                    if d != 0 { exact = false }
+                }
+                position += 1
+            } while position < end && isDigit(bytes[position])
         }
         if position < end && bytes[position] == UInt8(ascii: ".") {
             integer = false
             position += 1
             guard position < end, isDigit(bytes[position]) else { throw failure("expected digits after '.'") }
-            while position < end && isDigit(bytes[position]) { position += 1 }
+            repeat {
+                let d = bytes[position] &- 0x30
+                if significand == 0 && d == 0 {
+                    exponent -= 1
+                } else if digits < 19 {
+                    significand = significand &* 10 &+ UInt64(d)
+                    digits += 1
+                    exponent -= 1
+                } else if d != 0 {
+                    exact = false
+                }
+                position += 1
+            } while position < end && isDigit(bytes[position])
         }
-        if position < end && (bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E")) {
+        if position < end && (bytes[position] | 0x20) == UInt8(ascii: "e") {
             integer = false
             position += 1
-            if position < end && (bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-")) { position += 1 }
+            var sign = 1
+            if position < end && bytes[position] == UInt8(ascii: "+") {
+                position += 1
+            } else if position < end && bytes[position] == UInt8(ascii: "-") {
+                sign = -1
+                position += 1
+            }
             guard position < end, isDigit(bytes[position]) else { throw failure("expected digits in an exponent") }
-            while position < end && isDigit(bytes[position]) { position += 1 }
+            var e = 0
+            repeat {
+                if e < 100_000 { e = e &* 10 &+ Int(bytes[position] &- 0x30) } else { exact = false }
+                position += 1
+            } while position < end && isDigit(bytes[position])
+            exponent += sign * e
         }
         guard position - start <= 400 else { throw failure("number too long") }
-        return (start, position, integer)
+        return Number(start: start, end: position, isInteger: integer, significand: significand, exponent: exponent,
+                      negative: negative, exact: exact)
+    }
+
+    /// The bytes of a number token, validated against JSON's grammar.
+    mutating func numberToken() throws(Failure) -> (start: Int, end: Int, isInteger: Bool) {
+        let n = try number()
+        return (n.start, n.end, n.isInteger)
     }
 
     @inline(__always)
-    private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
+    private func isDigit(_ b: UInt8) -> Bool { b &- 0x30 < 10 }
 
-    /// A number as a Double (correctly rounded, by strtod on the validated token).
+    /// A number as a Double (correctly rounded: exactly, or by strtod on the validated token).
     /// A number beyond the type's range is refused, never turned into infinity.
+    @inline(__always)
     mutating func double() throws(Failure) -> Double {
-        let token = try numberToken()
-        let value = fastDouble(token) ?? withToken(token) { strtod($0, nil) }
+        let n = try number()
+        let value = JSONScanner.fastDouble(n) ?? withToken(n) { strtod($0, nil) }
         guard value.isFinite else { throw failure("number out of range for FP64 (largest magnitude 1.8e308)") }
         return value
     }
 
-    /// A number as a Float, rounded once (strtof), not through Double.
+    /// A number as a Float, rounded once (exactly, or by strtof), never through a Double that
+    /// could round it twice.
+    @inline(__always)
     mutating func float() throws(Failure) -> Float {
-        let token = try numberToken()
-        let value = fastFloat(token) ?? withToken(token) { strtof($0, nil) }
+        let n = try number()
+        let value = JSONScanner.fastFloat(n) ?? withToken(n) { strtof($0, nil) }
         guard value.isFinite else { throw failure("number out of range for FP32 (largest magnitude 3.4e38)") }
         return value
     }
@@ -259,88 +321,61 @@ struct JSONScanner {
 
     // MARK: Fast, exact number conversion
     //
-    // Most numbers in a tensor are short decimals ("0.5", "17", "0.123456"). Clinger's fast
-    // path converts them exactly without strtod: when the decimal significand fits the
-    // binary one (2^53 for Double) and the power of ten is itself exact (10^22 at most), one
+    // Most numbers in a tensor are decimals of up to 17 digits ("0.5", "17", "0.5019607843137255").
+    // Clinger's fast path converts them exactly without strtod: when the decimal significand fits
+    // the binary one (2^53 for Double) and the power of ten is itself exact (10^22 at most), one
     // multiplication or division, correctly rounded by the FPU, gives the correctly rounded
-    // result. Anything else goes to strtod/strtof. A test compares both paths bit for bit.
-
-    /// The token as significand, power of ten and sign; nil past 19 significant digits.
-    @inline(__always)
-    private func decimal(_ token: (start: Int, end: Int, isInteger: Bool)) -> (significand: UInt64, exponent: Int, negative: Bool)? {
-        var i = token.start
-        let negative = bytes[i] == UInt8(ascii: "-")
-        if negative { i += 1 }
-        var significand: UInt64 = 0
-        var digits = 0
-        var exponent = 0
-        var inFraction = false
-        while i < token.end {
-            let b = bytes[i]
-            if b == UInt8(ascii: ".") {
-                inFraction = true
-            } else if b == UInt8(ascii: "e") || b == UInt8(ascii: "E") {
-                break
-            } else {
-                if significand != 0 || b != UInt8(ascii: "0") {
-                    guard digits < 19 else { return nil }
-                    significand = significand &* 10 &+ UInt64(b &- 0x30)
-                    digits += 1
-                }
-                if inFraction { exponent -= 1 }
-            }
-            i += 1
-        }
-        if i < token.end {
-            i += 1
-            var sign = 1
-            if bytes[i] == UInt8(ascii: "+") { i += 1 } else if bytes[i] == UInt8(ascii: "-") { sign = -1; i += 1 }
-            var e = 0
-            while i < token.end {
-                guard e < 10_000 else { return nil }
-                e = e * 10 + Int(bytes[i] &- 0x30)
-                i += 1
-            }
-            exponent += sign * e
-        }
-        return (significand, exponent, negative)
-    }
+    // result. For a Float, a significand of up to 19 digits also works: the Double computed from
+    // it is within 2 of its units in the last place of the true value, so when it lies more than
+    // 3 units from a point halfway between two Floats (all but about one number in 10^8), the
+    // true value rounds to the same Float, rounding being monotone. Anything else goes to
+    // strtod/strtof. A test compares both paths bit for bit.
 
     private static let exactPowersOfTen: [Double] = (0...22).map { (0..<$0).reduce(1.0) { value, _ in value * 10 } }
 
     /// The correctly rounded Double, when the fast path applies.
     @inline(__always)
-    func fastDouble(_ token: (start: Int, end: Int, isInteger: Bool)) -> Double? {
-        guard let (significand, exponent, negative) = decimal(token), significand <= 1 << 53 else { return nil }
-        var value = Double(significand)
-        if significand == 0 {
+    static func fastDouble(_ n: Number) -> Double? {
+        guard n.exact, n.significand <= 1 << 53 else { return nil }
+        guard let value = scaled(n) else { return nil }
+        return n.negative ? -value : value
+    }
+
+    /// `significand × 10^exponent` in Double arithmetic, when the power of ten is exact.
+    @inline(__always)
+    private static func scaled(_ n: Number) -> Double? {
+        var value = Double(n.significand)
+        if n.significand == 0 {
             // 0, 0.000, 0e5: zero whatever the exponent.
-        } else if exponent >= 0 && exponent <= 22 {
-            value *= JSONScanner.exactPowersOfTen[exponent]
-        } else if exponent < 0 && exponent >= -22 {
-            value /= JSONScanner.exactPowersOfTen[-exponent]
+        } else if n.exponent >= 0 && n.exponent <= 22 {
+            value *= exactPowersOfTen[n.exponent]
+        } else if n.exponent < 0 && n.exponent >= -22 {
+            value /= exactPowersOfTen[-n.exponent]
         } else {
             return nil
         }
-        return negative ? -value : value
+        return value
     }
 
-    /// The correctly rounded Float, when the fast path applies: through the exact Double,
-    /// unless that Double lies exactly halfway between two Floats (rounding twice could then
-    /// differ from rounding once), or outside the normal Float range.
+    /// The correctly rounded Float, when the fast path applies (see above), or nil; outside the
+    /// normal Float range, nil.
     @inline(__always)
-    func fastFloat(_ token: (start: Int, end: Int, isInteger: Bool)) -> Float? {
-        guard let d = fastDouble(token) else { return nil }
-        if d == 0 { return Float(d) }
-        let magnitude = abs(d)
-        guard magnitude >= Double(Float.leastNormalMagnitude), magnitude <= Double(Float.greatestFiniteMagnitude) else { return nil }
+    static func fastFloat(_ n: Number) -> Float? {
+        guard n.exact, let d = scaled(n) else { return nil }
+        if d == 0 { return n.negative ? -0.0 : 0.0 }
+        guard d >= Double(Float.leastNormalMagnitude), d <= Double(Float.greatestFiniteMagnitude) else { return nil }
+        // Rounding a normal Double to a Float looks only at its 29 low significand bits: the
+        // boundaries lie where they read 2^28 (halfway). How far d is from one, in Double units:
+        let low = d.bitPattern & 0x1FFF_FFFF
+        let distance = low > 1 << 28 ? low - 1 << 28 : 1 << 28 - low
+        // An exact d is ambiguous only exactly halfway; an approximate one within 3 units.
+        guard distance > (n.significand <= 1 << 53 ? 0 : 3) else { return nil }
         let f = Float(d)
-        let back = Double(f)
-        if back != d {
-            let other = Double(back < d ? f.nextUp : f.nextDown)
-            if abs(other - d) == abs(d - back) { return nil }
-        }
-        return f
+        return n.negative ? -f : f
+    }
+
+    private func withToken<T>(_ n: Number, _ body: (UnsafePointer<CChar>) -> T) -> T {
+        withToken((n.start, n.end, n.isInteger), body)
     }
 
     private func withToken<T>(_ token: (start: Int, end: Int, isInteger: Bool), _ body: (UnsafePointer<CChar>) -> T) -> T {
@@ -350,6 +385,41 @@ struct JSONScanner {
             buffer[length] = 0
             return body(buffer.baseAddress!)
         }
+    }
+
+    /// Skips an array or object by its structure alone (brackets, and strings with their
+    /// escapes), without checking what lies between; any other value by `skipValue`. For a value
+    /// that a second pass parses strictly (tensor data), so that it is read once, not twice.
+    /// Returns its byte range. Needs no recursion, so depth is not limited here (the strict
+    /// pass limits it).
+    mutating func skipStructure() throws(Failure) -> Range<Int> {
+        guard let first = peek() else { throw failure("expected a value") }
+        guard first == UInt8(ascii: "[") || first == UInt8(ascii: "{") else { return try skipValue() }
+        let start = position
+        var depth = 0
+        while position < end {
+            switch bytes[position] {
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth -= 1
+                if depth == 0 {
+                    position += 1
+                    return start..<position
+                }
+            case UInt8(ascii: "\""):
+                position += 1
+                while position < end && bytes[position] != UInt8(ascii: "\"") {
+                    position += bytes[position] == UInt8(ascii: "\\") ? 2 : 1
+                }
+                guard position < end else { throw failure("unterminated string") }
+            default:
+                break
+            }
+            position += 1
+        }
+        position = start
+        throw failure(first == UInt8(ascii: "[") ? "unterminated array" : "unterminated object")
     }
 
     /// Skips any value, with a depth limit; returns its byte range.
