@@ -39,7 +39,7 @@ public struct HTTPRequest: Sendable {
 
     /// The path's segments (`/v1/models/digits` gives `["v1", "models", "digits"]`).
     public var pathSegments: [String] {
-        path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        path.utf8.split(separator: UInt8(ascii: "/")).map { String(Substring($0)) }
     }
 
     static func split(target: String) -> (String, [(name: String, value: String)]) {

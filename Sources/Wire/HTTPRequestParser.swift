@@ -83,7 +83,7 @@ public struct HTTPRequestParser: Sendable {
                 failed = failure
                 return .failure(failure)
             case .some(.success(let end)):
-                switch parseHead(Array(buffer[0..<end])) {
+                switch buffer.withUnsafeBufferPointer({ parseHead(UnsafeBufferPointer(rebasing: $0[0..<end])) }) {
                 case .failure(let failure):
                     failed = failure
                     return .failure(failure)
@@ -137,89 +137,130 @@ public struct HTTPRequestParser: Sendable {
         return nil
     }
 
-    private func parseHead(_ bytes: [UInt8]) -> Result<Head, Failure> {
-        var lines: [ArraySlice<UInt8>] = []
-        var start = 0
-        var i = 0
-        while i + 1 < bytes.count {
-            if bytes[i] == UInt8(ascii: "\r") && bytes[i + 1] == UInt8(ascii: "\n") {
-                lines.append(bytes[start..<i])
-                start = i + 2
-                i += 2
-            } else {
+    /// Parses the head (request line and header fields, without the final CRLFCRLF) in place,
+    /// byte by byte: Strings are made only for what the request keeps (method, target, header
+    /// names and values).
+    private func parseHead(_ p: UnsafeBufferPointer<UInt8>) -> Result<Head, Failure> {
+        let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n"), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+        let count = p.count
+        /// Where the line starting at `start` ends (at its CR, or at the end of the head).
+        func lineEnd(from start: Int) -> Int {
+            var i = start
+            while i + 1 < count {
+                if p[i] == cr && p[i + 1] == lf { return i }
                 i += 1
             }
+            return count
         }
-        lines.append(bytes[start..<bytes.count])
-        guard let requestLine = lines.first else { return .failure(fail(400, "empty request")) }
-        let parts = requestLine.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard parts.count == 3 else {
+        func text(_ range: Range<Int>) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: p[range]), as: UTF8.self)
+        }
+
+        // The request line: METHOD SP target SP version, exactly two spaces.
+        let requestEnd = lineEnd(from: 0)
+        var spaces: (Int, Int) = (-1, -1)
+        var spaceCount = 0
+        for i in 0..<requestEnd where p[i] == space {
+            if spaceCount == 0 { spaces.0 = i } else if spaceCount == 1 { spaces.1 = i }
+            spaceCount += 1
+        }
+        guard spaceCount == 2 else {
             return .failure(fail(400, "malformed request line: expected 'METHOD /target HTTP/1.1'"))
         }
-        guard !parts[0].isEmpty, parts[0].allSatisfy(HTTPRequestParser.isTokenByte) else {
+        let method = 0..<spaces.0, target = spaces.0 + 1..<spaces.1, versionBytes = spaces.1 + 1..<requestEnd
+        guard !method.isEmpty, method.allSatisfy({ HTTPRequestParser.isTokenByte(p[$0]) }) else {
             return .failure(fail(400, "malformed request line: invalid method"))
         }
-        guard let target = String(validating: parts[1], as: UTF8.self), target.first == "/" || target == "*",
-              parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        // Visible ASCII only, so the target is valid UTF-8 as it stands.
+        guard !target.isEmpty, target.allSatisfy({ p[$0] > 0x20 && p[$0] < 0x7F }),
+              p[target.lowerBound] == UInt8(ascii: "/") || (target.count == 1 && p[target.lowerBound] == UInt8(ascii: "*")) else {
             return .failure(fail(400, "malformed request line: the target must be a path starting with '/'"))
         }
-        let versionText = String(decoding: parts[2], as: UTF8.self)
         let version: (major: Int, minor: Int)
-        switch versionText {
-        case "HTTP/1.1": version = (1, 1)
-        case "HTTP/1.0": version = (1, 0)
-        default:
+        let version11: StaticString = "HTTP/1.1"
+        if versionBytes.count == 8 && (0..<7).allSatisfy({ p[versionBytes.lowerBound + $0] == version11.utf8Start[$0] })
+            && (p[versionBytes.lowerBound + 7] == UInt8(ascii: "1") || p[versionBytes.lowerBound + 7] == UInt8(ascii: "0")) {
+            version = (1, p[versionBytes.lowerBound + 7] == UInt8(ascii: "1") ? 1 : 0)
+        } else {
+            let versionText = text(versionBytes)
             if versionText.hasPrefix("HTTP/") { return .failure(fail(505, "HTTP version '\(versionText.prefix(16))' is not supported; use HTTP/1.1")) }
             return .failure(fail(400, "malformed request line: expected 'HTTP/1.1' at its end"))
         }
-        guard HTTPRequest.percentDecoded(String(target.split(separator: "?", maxSplits: 1).first ?? "")) != nil else {
+        let targetText = text(target)
+        let pathEnd = target.first(where: { p[$0] == UInt8(ascii: "?") }) ?? target.upperBound
+        if (target.lowerBound..<pathEnd).contains(where: { p[$0] == UInt8(ascii: "%") }),
+           HTTPRequest.percentDecoded(text(target.lowerBound..<pathEnd)) == nil {
             return .failure(fail(400, "malformed percent-encoding in the request path"))
         }
+
+        // Header fields, one a line.
         var headers = HTTPHeaders()
-        for line in lines.dropFirst() {
+        var contentLength: Int?
+        var contentLengthCount = 0
+        var lineStart = requestEnd + 2
+        while lineStart <= count {
+            let end = lineEnd(from: lineStart)
+            defer { lineStart = end + 2 }
             if headers.fields.count >= limits.maxHeaderCount {
                 return .failure(fail(431, "more than \(limits.maxHeaderCount) header fields"))
             }
-            guard let first = line.first else { return .failure(fail(400, "empty header line")) }
-            if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+            guard end > lineStart else { return .failure(fail(400, "empty header line")) }
+            if p[lineStart] == space || p[lineStart] == tab {
                 return .failure(fail(400, "obsolete header line folding is not accepted"))
             }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+            guard let colon = (lineStart..<end).first(where: { p[$0] == UInt8(ascii: ":") }) else {
                 return .failure(fail(400, "malformed header line: no ':'"))
             }
-            let name = line[line.startIndex..<colon]
-            guard !name.isEmpty, name.allSatisfy(HTTPRequestParser.isTokenByte) else {
+            let name = lineStart..<colon
+            guard !name.isEmpty, name.allSatisfy({ HTTPRequestParser.isTokenByte(p[$0]) }) else {
                 return .failure(fail(400, "malformed header name"))
             }
-            let value = line[(colon + 1)...]
-            guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
-                return .failure(fail(400, "control character in header '\(String(decoding: name, as: UTF8.self))'"))
+            var valueStart = colon + 1, valueEnd = end
+            guard (valueStart..<valueEnd).allSatisfy({ p[$0] == 0x09 || (p[$0] >= 0x20 && p[$0] != 0x7F) }) else {
+                return .failure(fail(400, "control character in header '\(text(name))'"))
             }
-            headers.add(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self).trimmingSpaces)
+            while valueStart < valueEnd && (p[valueStart] == space || p[valueStart] == tab) { valueStart += 1 }
+            while valueEnd > valueStart && (p[valueEnd - 1] == space || p[valueEnd - 1] == tab) { valueEnd -= 1 }
+            let nameText = text(name), valueText = text(valueStart..<valueEnd)
+            headers.add(nameText, valueText)
+            if HTTPHeaders.sameName(nameText, "Content-Length") {
+                contentLengthCount += 1
+                // One plain decimal (the usual case) is read here; lists go the long way below.
+                if contentLengthCount == 1, (1...18).contains(valueEnd - valueStart),
+                   (valueStart..<valueEnd).allSatisfy({ p[$0] &- 0x30 < 10 }) {
+                    contentLength = (valueStart..<valueEnd).reduce(0) { $0 * 10 + Int(p[$1] &- 0x30) }
+                } else {
+                    contentLength = nil
+                }
+            }
         }
         if headers["Transfer-Encoding"] != nil {
             return .failure(fail(501, "Transfer-Encoding (chunked request bodies) is not supported: send the body with Content-Length"))
         }
         var bodyLength = 0
-        let lengths = headers.values("Content-Length").flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces }
-        if let firstLength = lengths.first {
-            guard lengths.allSatisfy({ $0 == firstLength }) else {
-                return .failure(fail(400, "conflicting Content-Length values"))
+        if contentLengthCount == 1, let contentLength {
+            bodyLength = contentLength
+        } else if contentLengthCount > 0 {
+            let lengths = headers.values("Content-Length").flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces }
+            if let firstLength = lengths.first {
+                guard lengths.allSatisfy({ $0 == firstLength }) else {
+                    return .failure(fail(400, "conflicting Content-Length values"))
+                }
+                guard !firstLength.isEmpty, firstLength.utf8.count <= 18, firstLength.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                      let length = Int(firstLength) else {
+                    return .failure(fail(400, "invalid Content-Length '\(firstLength.prefix(32))'"))
+                }
+                bodyLength = length
             }
-            guard !firstLength.isEmpty, firstLength.utf8.count <= 18, firstLength.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                  let length = Int(firstLength) else {
-                return .failure(fail(400, "invalid Content-Length '\(firstLength.prefix(32))'"))
-            }
-            guard length <= limits.maxBodyBytes else {
-                return .failure(fail(413, "request body of \(length) bytes exceeds the limit of \(limits.maxBodyBytes) bytes"))
-            }
-            bodyLength = length
+        }
+        guard bodyLength <= limits.maxBodyBytes else {
+            return .failure(fail(413, "request body of \(bodyLength) bytes exceeds the limit of \(limits.maxBodyBytes) bytes"))
         }
         let expect = headers["Expect"]?.lowercased()
         if let expect, expect != "100-continue" {
             return .failure(fail(417, "unsupported Expect '\(expect.prefix(32))'"))
         }
-        let request = HTTPRequest(method: String(decoding: parts[0], as: UTF8.self), target: target, version: version, headers: headers)
+        let request = HTTPRequest(method: text(method), target: targetText, version: version, headers: headers)
         return .success(Head(request: request, bodyLength: bodyLength, expectsContinue: expect != nil && bodyLength > 0))
     }
 

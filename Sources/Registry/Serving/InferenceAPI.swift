@@ -180,27 +180,32 @@ public struct InferenceAPI: Sendable {
 
     /// The v2 response: JSON, then the binary data of outputs asked for in binary.
     private func encode(_ request: InferenceRequest, outputs: [String: Tensor], model: String, loaded: LoadedVersion, decision: RoutingDecision) -> HTTPResponse {
-        let names = request.outputs?.map(\.name) ?? loaded.session.outputs.map(\.name).filter { outputs[$0] != nil }
+        let names = request.outputs?.map(\.name) ?? loaded.outputNames
         var head = ByteWriter()
-        head.append("{\"model_name\":")
-        head.append(JSONText.quoted(model))
-        head.append(",\"model_version\":\"\(loaded.version)\"")
+        head.append(loaded.responseOpening)
         if let id = request.id {
             head.append(",\"id\":")
             head.append(JSONText.quoted(id))
         }
-        head.append(",\"parameters\":{\"sha256\":\"\(loaded.sha256)\",\"routing\":")
+        head.append(loaded.responseParameters)
         head.append(JSONText.quoted(decision.description))
         head.append("},\"outputs\":[")
         var binary: [UInt8] = []
-        for (index, name) in names.enumerated() {
+        var written = 0
+        for name in names {
             guard let tensor = outputs[name] else { continue }
             let wantsBinary = request.outputs?.first { $0.name == name }?.binary ?? request.binaryOutputDefault
-            if index > 0 { head.append(",") }
+            if written > 0 { head.append(",") }
+            written += 1
             head.append("{\"name\":")
             head.append(JSONText.quoted(name))
-            head.append(",\"datatype\":\"\(DataType(tensor.elementType).rawValue)\",\"shape\":[")
-            head.append(tensor.shape.map(String.init).joined(separator: ","))
+            head.append(",\"datatype\":\"")
+            head.append(DataType(tensor.elementType).rawValue)
+            head.append("\",\"shape\":[")
+            for (i, dimension) in tensor.shape.enumerated() {
+                if i > 0 { head.bytes.append(UInt8(ascii: ",")) }
+                JSONText.appendInteger(dimension, to: &head.bytes)
+            }
             head.append("]")
             if wantsBinary {
                 let before = binary.count

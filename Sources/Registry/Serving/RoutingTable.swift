@@ -1,5 +1,6 @@
 import Foundation
 import Runtime
+import Wire
 import Synchronization
 
 /// A version with a loaded session, ready to answer.
@@ -19,6 +20,12 @@ public final class LoadedVersion: Sendable {
     public let measuredBytes: Int64?
     /// What the memory budget counts: the larger of the two.
     public var accountedBytes: Int64 { max(estimatedBytes, measuredBytes ?? 0) }
+    /// The parts of every v2 response of this version that never change, as bytes, made once:
+    /// `{"model_name":…,"model_version":"N"` and `,"parameters":{"sha256":"…","routing":`.
+    let responseOpening: [UInt8]
+    let responseParameters: [UInt8]
+    /// The session's output names, in the model's order.
+    let outputNames: [String]
 
     public init(model: String, version: Int, sha256: String, session: Session, manifest: Manifest?, loadedAt: Double, estimatedBytes: Int64,
                 measuredBytes: Int64? = nil) {
@@ -30,6 +37,9 @@ public final class LoadedVersion: Sendable {
         self.loadedAt = loadedAt
         self.estimatedBytes = estimatedBytes
         self.measuredBytes = measuredBytes
+        self.responseOpening = Array("{\"model_name\":\(JSONText.quoted(model)),\"model_version\":\"\(version)\"".utf8)
+        self.responseParameters = Array(",\"parameters\":{\"sha256\":\(JSONText.quoted(sha256)),\"routing\":".utf8)
+        self.outputNames = session.outputs.map(\.name)
     }
 }
 
