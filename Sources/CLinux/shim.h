@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <sched.h>
 
 // accept4(2): in libc since glibc 2.10; declared here because <sys/socket.h> hides it
 // without _GNU_SOURCE.
@@ -25,6 +26,14 @@ static inline int registryd_sock_cloexec(void) { return SOCK_CLOEXEC; }
 /// Lowers the calling thread's scheduling priority (Linux applies nice values per thread).
 static inline int registryd_nice_this_thread(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+}
+
+/// Puts the calling thread in SCHED_IDLE (Linux applies the policy per thread with pid 0): it
+/// runs only when no normal thread wants that CPU, and is preempted as soon as one does.
+/// SCHED_IDLE is 5; <sched.h> names it only under _GNU_SOURCE.
+static inline int registryd_idle_this_thread(void) {
+    struct sched_param param = { .sched_priority = 0 };
+    return sched_setscheduler(0, 5, &param);
 }
 
 #endif

@@ -314,4 +314,32 @@ struct MetricsTests {
             }
         }
     }
+    @Test("a version no longer loaded leaves /metrics (series stay bounded), and its counts still reach the catalog")
+    func retiredVersionsLeaveMetrics() throws {
+        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .live, keepPrevious: 1, requireSignature: false)])
+        registry.config.statsFlushSeconds = 3600
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        let body = Array(digitsBody(try digitsRow(0).0).utf8)
+        for version in 1...4 {
+            try dropAtomically(root: registry.root, model: "digits", version: version, bytes: modelBytes("digits_logreg.onnx", variant: version))
+            #expect(registry.waitForState("digits", version, [.live]) != nil, "version \(version)")
+            for _ in 0..<3 { #expect(try client.send("POST", "/v2/models/digits/infer", body: body).status == 200) }
+        }
+        // Production 4 and one previous (3) are loaded; 1 and 2 are retired.
+        #expect(try #require(registry.daemon!.lifecycle.status().first).loadedVersions == [3, 4])
+        let text = String(decoding: try client.send("GET", "/metrics").body, as: UTF8.self)
+        for version in [3, 4] {
+            #expect(text.contains("registryd_requests_total{model=\"digits\",version=\"\(version)\"} 3\n"), "\(text)")
+        }
+        for version in [1, 2] {
+            #expect(!text.contains("version=\"\(version)\""), "series of unloaded version \(version) still exported:\n\(text)")
+        }
+        // The per-minute rows of every version, retired ones included, are flushed all the same.
+        registry.daemon!.lifecycle.flushStats()
+        let points = try JSONSerialization.jsonObject(with: Data(try client.send("GET", "/v1/models/digits/stats?minutes=5").body)) as? [[String: Any]] ?? []
+        let byVersion = Dictionary(grouping: points, by: { $0["version"] as? Int ?? 0 }).mapValues { $0.reduce(0) { $0 + ($1["requests"] as? Int ?? 0) } }
+        #expect(byVersion == [1: 3, 2: 3, 3: 3, 4: 3], "\(points)")
+    }
 }

@@ -709,6 +709,7 @@ public final class Lifecycle: @unchecked Sendable {
             table.models[model]?.shadow = RoutingTable.Shadow(version: version, percent: shadow.percent)
         }
         router.publish(table)
+        stats.retainOnly(loaded: loaded.keys.map { ($0.model, $0.version) })
     }
 
     // MARK: Internal API for the control plane

@@ -91,6 +91,26 @@ public final class ServingStats: Sendable {
         }
     }
 
+    /// Forgets the cumulative series of versions that are no longer loaded (and their split
+    /// arms), so that `/metrics` holds series for what can serve, not for every version ever
+    /// published: a daemon that takes a new version every few minutes for months must not grow
+    /// its exposition without bound. Counters of a version loaded again start from zero, which
+    /// Prometheus reads as a counter reset. Per-minute rows still to be flushed to the catalog
+    /// are kept, so the history loses nothing.
+    public func retainOnly(loaded: [(model: String, version: Int)]) {
+        let keep = Set(loaded.map { Key(model: $0.model, version: $0.version) })
+        state.withLock { state in
+            state.series = state.series.filter { keep.contains($0.key) }
+            for (model, arms) in state.decisions {
+                let kept = arms.filter { arm, _ in
+                    guard arm.hasPrefix("split:"), let version = Int(arm.dropFirst(6)) else { return true }
+                    return keep.contains(Key(model: model, version: version))
+                }
+                if kept.count != arms.count { state.decisions[model] = kept }
+            }
+        }
+    }
+
     /// Records a request refused before routing, by HTTP status.
     public func reject(status: Int) {
         state.withLock { $0.rejected[String(status), default: 0] += 1 }
