@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <sched.h>
+#include <malloc.h>
 
 // accept4(2): in libc since glibc 2.10; declared here because <sys/socket.h> hides it
 // without _GNU_SOURCE.
@@ -35,5 +36,8 @@ static inline int registryd_idle_this_thread(void) {
     struct sched_param param = { .sched_priority = 0 };
     return sched_setscheduler(0, 5, &param);
 }
+
+/// Hands memory freed inside malloc's arenas back to the system (glibc's malloc_trim).
+static inline void registryd_malloc_trim(void) { (void)malloc_trim(0); }
 
 #endif

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Runtime
 
@@ -42,11 +43,16 @@ public struct Loader: Sendable {
     public func load(path: String, manifest: Manifest? = nil) throws(RegistryError) -> Session {
         FaultInjection.delayLoad()
         let chosen = options(for: path)
-        let (session, runSeconds) = try loadAndWarmUp(path: path, manifest: manifest, options: chosen)
+        var (session, runSeconds): (Session?, Double) = try loadAndWarmUp(path: path, manifest: manifest, options: chosen)
         if chosen.intraOpThreads == 1 && options.intraOpThreads == nil && runSeconds > Loader.singleThreadMaximumRunSeconds {
-            return try loadAndWarmUp(path: path, manifest: manifest, options: options).session
+            // Released before the second load, and its freed memory handed back to the system:
+            // a model whose weights are made at load time can hold 100 MB, which would otherwise
+            // stay resident for the life of the daemon.
+            session = nil
+            registryd_malloc_trim()
+            session = try loadAndWarmUp(path: path, manifest: manifest, options: options).session
         }
-        return session
+        return session!
     }
 
     /// A session and the run time of its second warm-up run (the first pays one-off costs).
