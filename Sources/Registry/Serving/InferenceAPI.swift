@@ -162,7 +162,7 @@ public struct InferenceAPI: Sendable {
             // Once the answer is written; the mirror only queues (or drops) the job.
             let runSeconds = Double(DispatchTime.now().uptimeNanoseconds - runStarted) / 1e9
             let job = ShadowMirror.Job(shadow: shadow, inputs: decoded.inputs, outputNames: decoded.outputs?.map(\.name), primary: outputs,
-                                       primaryOrder: loaded.session.outputs.map(\.name), primarySeconds: runSeconds)
+                                       primaryOrder: loaded.outputNames, primarySeconds: runSeconds)
             response.afterSend = { mirror.offer(model: model, job) }
         }
         return response
