@@ -332,6 +332,32 @@ struct SlowLoadTests {
     }
 }
 
+/// Startup loads every servable version before it says ready; with slow loads that takes a while.
+@Suite("Faults: a version that arrives during startup", .serialized)
+struct StartupArrivalTests {
+    @Test("a version dropped while startup's loads are still running is admitted at once, not at the next periodic rescan")
+    func arrivalDuringStartup() throws {
+        // The periodic rescan is an hour away: only the watcher can find version 2 in time.
+        let setup = try CrashPointTests.Setup(extraConfig: #", "rescan_interval_seconds": 3600"#)
+        try dropAtomically(root: setup.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx", variant: 1))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CrashPointTests.daemon)
+        process.arguments = ["--config", setup.config]
+        process.environment = ProcessInfo.processInfo.environment.merging(["REGISTRYD_FAULT_LOAD_DELAY": "2"]) { $1 }
+        FileManager.default.createFile(atPath: setup.log, contents: nil)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: setup.log)
+        try process.run()
+        defer { #expect(terminate(process, timeout: 20) && process.terminationStatus == 0) }
+        // Version 1 is loading (2 s): the daemon has not said ready yet.
+        #expect(waitFor { setup.state(1) == "loading" })
+        #expect(!CrashPointTests.text(setup.log).contains("registryd ready"))
+        try dropAtomically(root: setup.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx", variant: 2))
+        #expect(waitFor(timeout: 30) { setup.state(2) == "ready" }, "version 2 is \(String(describing: setup.state(2))): \(CrashPointTests.text(setup.log).suffix(2000))")
+        #expect(setup.state(1) == "live")
+    }
+}
+
 /// Many clients connect and then say nothing.
 @Suite("Faults: 10,000 idle connections", .serialized)
 struct IdleConnectionTests {

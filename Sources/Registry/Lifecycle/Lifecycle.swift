@@ -99,6 +99,13 @@ public final class Lifecycle: @unchecked Sendable {
     /// admits what is new in the model root, and starts watching. Returns when every version
     /// that can be loaded now is loaded.
     public func start() throws(RegistryError) {
+        // Watching starts before the first scan: a version that arrives while the catalog is
+        // restored, or while startup's admissions load (minutes, for large models), is seen
+        // by the watcher. Started after them, such a version waited for the periodic rescan
+        // (30 s by default), and a rename's quick admission was lost.
+        try watcher?.start(root: config.modelRoot) { [weak self] event in
+            self?.watched(event)
+        }
         var failure: RegistryError?
         queue.sync {
             do throws(RegistryError) {
@@ -109,13 +116,13 @@ public final class Lifecycle: @unchecked Sendable {
                 failure = error
             }
         }
-        if let failure { throw failure }
+        if let failure {
+            watcher?.stop()
+            throw failure
+        }
         mirror.start()
         // Let the admissions just started finish, so that the ready line names what serves.
         _ = waitUntilIdle(timeout: 600)
-        try watcher?.start(root: config.modelRoot) { [weak self] event in
-            self?.watched(event)
-        }
         let timer = DispatchSource.makeTimerSource(queue: queue)
         let interval = config.rescanIntervalSeconds
         timer.schedule(deadline: .now() + interval, repeating: interval)
