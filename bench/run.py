@@ -93,7 +93,7 @@ def write_bodies(work):
 
 
 class Registryd:
-    def __init__(self, work, threads):
+    def __init__(self, work, threads, extra=None):
         self.work = work
         self.root = work / "models"
         for model, version, source in [("digits", 1, FIXTURES / "digits_logreg.onnx"), ("digits", 2, FIXTURES / "digits_mlp.onnx"),
@@ -108,7 +108,7 @@ class Registryd:
         (config / "registryd.json").write_text(json.dumps({
             "model_root": str(self.root), "database": str(work / "catalog.sqlite"), "control_socket": self.socket,
             "listen": f"127.0.0.1:{self.port}", "onnx_threads": threads, "log_level": "warning", "settle_seconds": 0.5,
-            "max_body_bytes": 64 << 20}))
+            "max_body_bytes": 64 << 20, **(extra or {})}))
         for model in ["digits", "resnet50"]:
             (config / "models" / f"{model}.json").write_text(json.dumps({"on_new_version": "ready", "keep_previous": 2}))
         self.log = open(work / "registryd.log", "w")

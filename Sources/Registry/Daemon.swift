@@ -56,7 +56,8 @@ public final class Daemon: Sendable {
         let threads = config.httpThreads > 0 ? config.httpThreads : max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
         let serverConfiguration = HTTPServer.Configuration(
             threads: threads, maxConnections: config.maxConnections, requestTimeout: config.requestTimeoutSeconds,
-            idleTimeout: config.idleTimeoutSeconds, limits: HTTPRequestParser.Limits(maxBodyBytes: config.maxBodyBytes))
+            idleTimeout: config.idleTimeoutSeconds, limits: HTTPRequestParser.Limits(maxBodyBytes: config.maxBodyBytes),
+            busyPollMicroseconds: config.busyPollMicroseconds)
         let started = self.started
         // The control API reaches `reload` through this box, filled once `self` exists.
         let reloader = Reloader()
@@ -76,7 +77,7 @@ public final class Daemon: Sendable {
             throw error
         }
         let server = self.server
-        metrics.connections.withLock { $0 = { [weak server] in server?.counts ?? (0, 0) } }
+        metrics.connections.withLock { $0 = { [weak server] in server?.counts ?? HTTPServer.Counts() } }
         reloader.target.withLock { $0 = { [weak self] actor throws(RegistryError) in
             guard let self else { throw RegistryError(.unavailable, "registryd is stopping") }
             return try self.reload(actor: actor)

@@ -63,6 +63,40 @@ struct HTTPServerTests {
         try expectServing(registry)
     }
 
+    @Test("busy polling: requests sent at once are read by the polling worker, requests after a pause through epoll, a client gone mid-poll is closed; every answer is right")
+    func busyPolling() throws {
+        // A budget far above any client's turnaround here, so that hits do not hang on timing.
+        let registry = try registry { $0.busyPollMicroseconds = 10_000 }
+        let server = registry.daemon!.server
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        for i in 0..<50 {
+            let (features, expected, _) = try digitsRow(i)
+            let response = try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(features).utf8))
+            #expect(response.status == 200 && label(of: response) == expected)
+        }
+        let quick = server.counts
+        #expect(quick.busyPollHits > 0, "back-to-back requests never found the worker polling")
+        // Pauses longer than the budget: each poll runs out, and the request comes through epoll.
+        for i in 0..<3 {
+            Thread.sleep(forTimeInterval: 0.05)
+            let (features, expected, _) = try digitsRow(i)
+            let response = try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(features).utf8))
+            #expect(response.status == 200 && label(of: response) == expected)
+        }
+        #expect(server.counts.busyPollMisses > quick.busyPollMisses)
+        // A client that closes while its connection is polled: the worker sees end of file.
+        let fd = try rawUnixConnect(registry.config.controlSocket)
+        try writeAll(fd, Array("GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        var byte: UInt8 = 0
+        #expect(read(fd, &byte, 1) == 1)
+        close(fd)
+        #expect(registry.wait { server.counts.connections == 1 } != nil, "the closed connection is dropped; the keep-alive client's stays")
+        try expectServing(registry)
+        // The counters are exported.
+        let metrics = String(decoding: try client.send("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("registryd_http_busy_polls_total{result=\"hit\"}"))
+    }
+
     @Test("a slow sender is answered 408 and dropped after the request timeout while others are served")
     func slowSender() throws {
         let registry = try registry { $0.requestTimeoutSeconds = 1 }

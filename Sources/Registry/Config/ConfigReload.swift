@@ -93,6 +93,7 @@ public struct ConfigReload: Sendable, Equatable {
         fixed("onnx_threads", \.onnxThreads)
         fixed("single_thread_below_mb", \.singleThreadBelowBytes)
         fixed("http_threads", \.httpThreads)
+        fixed("busy_poll_us", \.busyPollMicroseconds)
         fixed("max_connections", \.maxConnections)
         fixed("max_body_bytes", \.maxBodyBytes)
         fixed("request_timeout_seconds", \.requestTimeoutSeconds)

@@ -37,6 +37,10 @@ public struct DaemonConfig: Sendable, Equatable {
     public var maxBodyBytes: Int
     /// HTTP worker threads (they also run predictions); 0 picks twice the CPU count, at least 4.
     public var httpThreads: Int = 0
+    /// How long an HTTP worker polls an answered connection for the client's next request
+    /// before it sleeps, in microseconds (``HTTPServer/Configuration/busyPollMicroseconds``);
+    /// 0 turns it off.
+    public var busyPollMicroseconds: Int = 50
     /// Open connections beyond this are answered 503.
     public var maxConnections: Int = 4096
     /// A request must arrive whole within this many seconds of its first byte.
@@ -152,6 +156,7 @@ public struct DaemonConfig: Sendable, Equatable {
         config.rescanIntervalSeconds = try r.double("rescan_interval_seconds", in: 0.05...86400) ?? 30
         config.maxBodyBytes = try r.int("max_body_bytes", in: 1024...(4 << 30)) ?? (64 << 20)
         config.httpThreads = try r.int("http_threads", in: 0...1024) ?? 0
+        config.busyPollMicroseconds = try r.int("busy_poll_us", in: 0...10_000) ?? 50
         config.maxConnections = try r.int("max_connections", in: 16...1_000_000) ?? 4096
         config.requestTimeoutSeconds = try r.double("request_timeout_seconds", in: 0.1...3600) ?? 30
         config.idleTimeoutSeconds = try r.double("idle_timeout_seconds", in: 1...86400) ?? 300

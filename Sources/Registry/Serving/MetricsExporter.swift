@@ -12,7 +12,7 @@ public final class MetricsExporter: Sendable {
     let stats: ServingStats
     let lifecycle: Lifecycle
     /// The server's open connections and requests in flight (set once the server exists).
-    let connections: Mutex<(@Sendable () -> (connections: Int, inFlight: Int))?>
+    let connections: Mutex<(@Sendable () -> HTTPServer.Counts)?>
 
     public init(stats: ServingStats, lifecycle: Lifecycle) {
         self.stats = stats
@@ -103,6 +103,10 @@ public final class MetricsExporter: Sendable {
             out += "registryd_http_connections \(counts.connections)\n"
             family("registryd_http_requests_in_flight", "gauge", "HTTP requests being handled.")
             out += "registryd_http_requests_in_flight \(counts.inFlight)\n"
+            family("registryd_http_busy_polls_total", "counter",
+                   "Busy polls of an answered connection (busy_poll_us): hit when the client's next request came within the budget, miss when the budget ran out.")
+            out += "registryd_http_busy_polls_total{result=\"hit\"} \(counts.busyPollHits)\n"
+            out += "registryd_http_busy_polls_total{result=\"miss\"} \(counts.busyPollMisses)\n"
         }
         return HTTPResponse(status: 200, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]), body: Array(out.utf8))
     }
