@@ -196,6 +196,40 @@ struct ControlAPITests {
         #expect(try registry.daemon!.router.resolve(model: "digits").0.version == 1)
     }
 
+    @Test("re-verification never takes production down: changed bytes under production are quarantined (once) while memory keeps serving; a vanished file is marked missing and keeps serving")
+    func reverifyProduction() throws {
+        let registry = try twoVersions()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        let (features, expected, _) = try digitsRow(0)
+        let body = Array(digitsBody(features).utf8)
+        let handle = FileHandle(forWritingAtPath: "\(registry.root)/digits/1/model.onnx")!
+        handle.seekToEndOfFile()
+        handle.write(Data([0xC0, 0x3E, 0x07]))
+        handle.closeFile()
+        var (status, report) = try client.json("POST", "/v1/verify?model=digits", "{}")
+        #expect(status == 200 && report["failed"] as? Int == 1, "\(report)")
+        let item = (report["items"] as? [[String: Any]])?.first { $0["version"] as? Int == 1 }
+        #expect((item?["problem"] as? String)?.contains("production keeps serving the admitted bytes from memory") == true, "\(report)")
+        #expect(registry.record("digits", 1)?.state == .live)
+        #expect(try registry.daemon!.catalog.quarantineCount(model: "digits", version: 1) == 1)
+        var response = try client.send("POST", "/v2/models/digits/infer", body: body)
+        #expect(response.status == 200 && label(of: response) == expected && servedVersion(of: response) == 1)
+        // The next scan finds the same changed file: already quarantined, not again.
+        #expect(try client.send("POST", "/v1/rescan").status == 200)
+        #expect(try registry.daemon!.catalog.quarantineCount(model: "digits", version: 1) == 1)
+
+        // Version 2's file vanishes: missing, and its loaded session still answers.
+        #expect(rename("\(registry.root)/digits/2/model.onnx", "\(registry.root)/digits/.gone.onnx") == 0)
+        (status, report) = try client.json("POST", "/v1/verify?model=digits", "{}")
+        #expect(status == 200 && report["failed"] as? Int == 2, "\(report)")
+        #expect(registry.record("digits", 2)?.state == .missing)
+        #expect(registry.record("digits", 2)?.reason.contains("still serving from memory") == true)
+        response = try client.send("POST", "/v2/models/digits/versions/2/infer", body: body)
+        #expect(response.status == 200 && servedVersion(of: response) == 2)
+        response = try client.send("POST", "/v2/models/digits/infer", body: body)
+        #expect(response.status == 200 && servedVersion(of: response) == 1)
+    }
+
     @Test("a second daemon on the same socket exits with a clear error; a stale socket file is replaced")
     func socketOwnership() throws {
         let registry = try twoVersions()

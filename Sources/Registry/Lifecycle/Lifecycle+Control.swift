@@ -269,10 +269,14 @@ extension Lifecycle {
             for (key, record) in records.sorted(by: { $0.key < $1.key }) where model == nil || key.model == model {
                 guard record.state.isServable || record.state == .retired, let recorded = record.sha256 else { continue }
                 let digest: (hex: String, size: Int64)
+                let serving = loaded[key] != nil
                 do throws(RegistryError) { digest = try SHA256.file(at: record.path) } catch {
+                    // As when a scan finds the file gone: a loaded session holds the admitted
+                    // bytes and keeps serving; the state says the file is missing.
                     let reason = "artifact '\(record.path)' cannot be read during verification: \(error.message)"
-                    loaded[key] = nil
+                        + (serving ? "; still serving from memory" : "")
                     try transition(key, to: .missing, reason: reason, action: "missing")
+                    log.warning("artifact unreadable during verification", ["model.name": key.model, "model.version": key.version, "serving": serving])
                     results.append((key.model, key.version, nil, reason))
                     continue
                 }
@@ -280,14 +284,30 @@ extension Lifecycle {
                     results.append((key.model, key.version, digest.hex, nil))
                     continue
                 }
+                let production = aliases[key.model]?["production"] == key.version && serving
                 let reason = "artifact bytes changed: recorded sha256 \(recorded), found \(digest.hex) (re-verification by \(actor))"
+                    + (production ? "; production keeps serving the admitted bytes from memory until another version is promoted" : "")
                 try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
-                // The loaded session still holds the recorded bytes; it is unloaded all the same,
-                // because what is on disk is no longer what was admitted.
+                log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version, "production": production])
+                results.append((key.model, key.version, digest.hex, reason))
+                if production {
+                    // Unloading it would leave the model with nothing to serve (503 for every
+                    // request) although memory holds exactly what was admitted, so it serves on,
+                    // as when a scan finds changed bytes. The new bytes are quarantined (and an
+                    // event) above; the file's identity is recorded so the next scan does not
+                    // quarantine them again.
+                    if let identity = ModelDirectory.identity(of: record.path), var updated = records[key] {
+                        updated.size = identity.size
+                        updated.mtime = identity.mtime
+                        try catalog.save(updated, event: nil)
+                        records[key] = updated
+                    }
+                    continue
+                }
+                // Any other version is unloaded: what is on disk is no longer what was admitted,
+                // and nothing needs it to keep answering.
                 loaded[key] = nil
                 try transition(key, to: .quarantined, reason: reason, action: "quarantine")
-                log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
-                results.append((key.model, key.version, digest.hex, reason))
             }
             publish()
             return results
@@ -334,11 +354,7 @@ extension Lifecycle {
             throw RegistryError(.verificationFailed, "model '\(key.model)' version \(key.version): artifact bytes changed since admission (recorded \(record.sha256 ?? "?"), found \(digest.hex)); not loading it")
         }
         let started = clock.now()
-        let manifest = record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) }
-        let session = try loader.load(path: record.path, manifest: manifest)
-        loaded[key] = LoadedVersion(model: key.model, version: key.version, sha256: digest.hex, session: session,
-                                    manifest: manifest,
-                                    loadedAt: clock.now(), estimatedBytes: MemoryBudget.estimate(size: digest.size))
+        loaded[key] = try loadChecked(key, record, sha256: digest.hex, size: digest.size)
         try transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", clock.now() - started), action: "ready")
     }
 
