@@ -107,6 +107,30 @@ struct HotSwapTests {
         #expect(try answer.outputs["label"]?.scalars(as: Int64.self) == [expected])
     }
 
+    @Test("production missing when the daemon starts is loaded again, and serves, once its file is back with the admitted bytes")
+    func productionBackAfterStart() throws {
+        let registry = TestRegistry()
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        registry.stop()
+        // The volume holding the model is not mounted yet when the daemon starts.
+        #expect(rename("\(registry.root)/digits/1", "\(registry.root)/digits/.away-1") == 0)
+        try registry.start()
+        #expect(registry.record("digits", 1)?.state == .missing)
+        #expect(throws: RegistryError.self) { try registry.daemon!.router.resolve(model: "digits") }
+        #expect(rename("\(registry.root)/digits/.away-1", "\(registry.root)/digits/1") == 0)
+        #expect(registry.waitForState("digits", 1, [.live]) != nil, "\(String(describing: registry.record("digits", 1)))")
+        #expect(registry.record("digits", 1)?.reason.contains("production loaded again") == true)
+        let (row, expected, _) = try digitsRow()
+        let answer = try registry.daemon!.predict(model: "digits", inputs: ["input": Tensor(shape: [1, 64], scalars: row)])
+        #expect(answer.version.version == 1)
+        #expect(try answer.outputs["label"]?.scalars(as: Int64.self) == [expected])
+        let actions = try registry.daemon!.catalog.events(model: "digits").map(\.draft.action)
+        #expect(actions.suffix(2) == ["missing", "reappear"], "\(actions)")
+    }
+
     @Test("a restart brings back the same aliases and loaded versions")
     func restart() throws {
         let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .candidate, keepPrevious: 1, requireSignature: false)])

@@ -279,12 +279,7 @@ public final class Lifecycle: @unchecked Sendable {
                 continue
             }
             do throws(RegistryError) {
-                let manifest = record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) }
-                let session = try loader.load(path: record.path, manifest: manifest)
-                loaded[key] = LoadedVersion(
-                    model: key.model, version: key.version, sha256: digest.hex, session: session,
-                    manifest: manifest,
-                    loadedAt: clock.now(), estimatedBytes: MemoryBudget.estimate(size: digest.size))
+                loaded[key] = try loadChecked(key, record, sha256: digest.hex, size: digest.size)
                 var updated = record
                 updated.mtime = identity.mtime
                 records[key] = updated
@@ -358,6 +353,14 @@ public final class Lifecycle: @unchecked Sendable {
         return age >= window ? nil : window - age
     }
 
+    /// Loads a version whose file was just hashed and found to be the admitted bytes (`sha256`).
+    func loadChecked(_ key: Key, _ record: VersionRecord, sha256: String, size: Int64) throws(RegistryError) -> LoadedVersion {
+        let manifest = record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) }
+        let session = try loader.load(path: record.path, manifest: manifest)
+        return LoadedVersion(model: key.model, version: key.version, sha256: sha256, session: session, manifest: manifest,
+                             loadedAt: clock.now(), estimatedBytes: MemoryBudget.estimate(size: size))
+    }
+
     /// How long a file that arrived by rename must stay unmodified.
     static let renameQuiet = 0.25
 
@@ -393,14 +396,29 @@ public final class Lifecycle: @unchecked Sendable {
             updated.size = observation.size
             var event: EventDraft?
             if record.state == .missing {
-                let serving = loaded[key] != nil
-                updated.state = serving ? (key.version == aliases[key.model]?["production"] ? .live : .ready) : .retired
+                let production = key.version == aliases[key.model]?["production"]
                 updated.reason = "artifact reappeared with the same bytes"
+                if loaded[key] == nil && production {
+                    // Production was missing when the daemon started, so nothing serves the
+                    // model: its file is back with the admitted bytes, so it is loaded again
+                    // rather than left retired until an operator notices the 503s.
+                    do throws(RegistryError) {
+                        loaded[key] = try loadChecked(key, record, sha256: digest.hex, size: digest.size)
+                        updated.reason += "; production loaded again"
+                        log.notice("production reappeared and was loaded again", ["model.name": key.model, "model.version": key.version])
+                    } catch {
+                        updated.reason += "; production could not be loaded again: \(error.message)"
+                        log.error("production reappeared but could not be loaded", ["model.name": key.model, "model.version": key.version, "error": error.message])
+                    }
+                }
+                let serving = loaded[key] != nil
+                updated.state = serving ? (production ? .live : .ready) : .retired
                 event = EventDraft(action: "reappear", model: key.model, version: key.version, before: "missing", after: updated.state.rawValue, reason: updated.reason)
             }
             updated.updatedAt = now
             try catalog.save(updated, event: event)
             records[key] = updated
+            if event != nil { publish() }
             return nil
         }
         let reason = "version \(key.version) of '\(key.model)' is immutable: new bytes \(digest.hex) differ from the recorded \(record.sha256 ?? "?"); the recorded version keeps serving"
