@@ -60,18 +60,23 @@ def main():
 
     shadow = [r for r in rows if r["group"] == "shadow"]
     if shadow:
-        out.append("### Shadow traffic (digits, Unix socket, JSON; mirrored to version 2; 0/20/100% interleaved)\n")
-        out.append("| concurrency | requests mirrored | p50 | p99 | throughput | p50 / no shadow | mirrored, dropped, failed |")
+        n = len(shadow[0]["samples"])
+        out.append(f"### Shadow traffic (digits, Unix socket, JSON; mirrored to version 2)\n")
+        out.append(f"{n} repeats of four arms measured back to back (no shadow, 20%, no shadow again, 100%; the order rotated "
+                   f"each repeat), {results.get('shadow_seconds', 2)} s each. The paired ratio divides each arm's p50 by the "
+                   "no-shadow p50 of the same repeat; the second no-shadow arm (A/A) shows what the machine's noise alone does "
+                   "to that ratio.\n")
+        out.append("| concurrency | arm | p50 | p99 | throughput | paired p50 ratio to no shadow, median (min–max) | mirrored, dropped, failed |")
         out.append("|---|---|---|---|---|---|---|")
         for concurrency in sorted({r.get("concurrency", 1) for r in shadow}):
-            group = [r for r in shadow if r.get("concurrency", 1) == concurrency]
-            base = next((r for r in group if r.get("percent") == 0), None)
-            for r in group:
+            for r in [r for r in shadow if r.get("concurrency", 1) == concurrency]:
                 suffix = "" if concurrency == 1 else f"_c{concurrency}"
-                rep = results.get(f"shadow_report_{r.get('percent')}{suffix}", {})
-                ratio = f"{r['p50_us']['median'] / base['p50_us']['median']:.3f}" if base else "–"
+                rep = results.get(f"shadow_report_{r.get('percent')}{suffix}", {}) if r.get("percent") else {}
                 counts = f"{rep.get('mirrored')}, {rep.get('dropped')}, {rep.get('failed')}" if rep else "–"
-                out.append(f"| {concurrency} | {r.get('percent', '?')}% | {spread(r, 'p50_us')} | {spread(r, 'p99_us')} | "
+                arm = r.get("arm", str(r.get("percent")))
+                pr = r.get("paired_ratio")
+                ratio = f"{pr['median']:.3f} ({pr['min']:.3f}–{pr['max']:.3f})" if pr else "–"
+                out.append(f"| {concurrency} | {arm + '%' if arm.isdigit() else arm} | {spread(r, 'p50_us')} | {spread(r, 'p99_us')} | "
                            f"{r['throughput']['median']:.0f} | {ratio} | {counts} |")
         out.append("")
 

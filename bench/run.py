@@ -259,18 +259,20 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--cnn-seconds", type=float, default=8)
+    parser.add_argument("--shadow-repeats", type=int, default=8, help="repeats of the shadow group's four interleaved arms")
+    parser.add_argument("--shadow-seconds", type=float, default=2)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for registryd and the peer")
     parser.add_argument("--out", default=str(ROOT / "bench/results/latest.json"))
     parser.add_argument("--quick", action="store_true", help="one repeat, short runs: to check the harness")
     parser.add_argument("--only", choices=["shadow", "cnn"], help="run only this group (written to --out; BENCHMARKS.md is left alone)")
     args = parser.parse_args()
     if args.quick:
-        args.repeats, args.seconds, args.cnn_seconds = 1, 1, 2
+        args.repeats, args.seconds, args.cnn_seconds, args.shadow_repeats, args.shadow_seconds = 1, 1, 2, 1, 1
     if RESNET is None:
         raise SystemExit("bench: light_resnet50.onnx not found in .venv (run scripts/setup.sh)")
     work = Path(tempfile.mkdtemp(prefix="registryd-bench-"))
     results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "repeats": args.repeats, "seconds": args.seconds, "threads": args.threads, "rows": []}
+               "repeats": args.repeats, "seconds": args.seconds, "shadow_seconds": args.shadow_seconds, "threads": args.threads, "rows": []}
     bodies = write_bodies(work)
     rows = results["rows"]
 
@@ -294,14 +296,18 @@ def main():
                    model=model, threads=threads)
 
     reg = Registryd(work / "registryd", args.threads)
+    # The same daemon with busy polling off (busy_poll_us 0), to show what polling buys and costs.
+    # It idles while the others are measured.
+    still = Registryd(work / "registryd-no-busy-poll", args.threads, {"busy_poll_us": 0}) if everything else None
     peer = Peer(work, args.threads)
     try:
         uds, tcp, peer_ep = ["--unix", reg.socket], ["--tcp", f"127.0.0.1:{reg.port}"], ["--tcp", f"127.0.0.1:{peer.port}"]
+        uds_still = ["--unix", still.socket] if still else None
         target = "/v2/models/{}/infer"
         for concurrency in [1, 8, 64] if everything else []:
             for name, endpoint, kind in [("registryd UDS JSON", uds, "json"), ("registryd UDS binary", uds, "binary"),
                                          ("registryd TCP JSON", tcp, "json"), ("registryd TCP binary", tcp, "binary"),
-                                         ("peer TCP JSON", peer_ep, "json")]:
+                                         ("registryd UDS JSON busy polling off", uds_still, "json"), ("peer TCP JSON", peer_ep, "json")]:
                 record("digits", f"{name}, concurrency {concurrency}",
                        repeat(args.repeats, lambda: load(endpoint, target.format("digits"), bodies["digits"][kind], concurrency, args.seconds, 1)),
                        model="digits", server=name.split()[0], transport=name.split()[1], encoding=kind, concurrency=concurrency)
@@ -313,24 +319,31 @@ def main():
         results["registryd_rss_mib_after_load"] = reg.rss_mib()
 
         # Shadow traffic: the client's latency with 0%, 20% (the example) and 100% of the
-        # requests mirrored, interleaved (0, 20, 100, 0, 20, 100, ...) so that the machine's
-        # drift hits each alike; at concurrency 1 and 8.
+        # requests mirrored, at concurrency 1 and 8. Each repeat measures four arms back to back:
+        # no shadow, 20%, no shadow again, 100%, in an order rotated from repeat to repeat so that
+        # the machine's drift hits each alike. The second no-shadow arm is an A/A control: its
+        # ratio to the first, repeat by repeat, is what the machine's noise alone does to a
+        # ratio, and a shadow's ratio is "within noise" when it stays inside that spread.
+        arms = ["none", 20, "none again", 100]
         for concurrency in [1, 8] if args.only != "cnn" else []:
-            samples = {0: [], 20: [], 100: []}
+            samples = {arm: [] for arm in arms}
             reports = {}
-            for _ in range(args.repeats):
-                for percent in [0, 20, 100]:
-                    if percent:
-                        control(reg.socket, "PUT", "/v1/models/digits/shadow", {"version": 2, "percent": percent, "reason": "benchmark"})
-                    samples[percent].append(load(uds, target.format("digits"), bodies["digits"]["json"], concurrency, args.seconds, 1))
-                    if percent:
-                        reports[percent] = control(reg.socket, "GET", "/v1/models/digits/shadow")[1]
+            for k in range(args.shadow_repeats):
+                for arm in arms[k % 4:] + arms[:k % 4]:
+                    if isinstance(arm, int):
+                        control(reg.socket, "PUT", "/v1/models/digits/shadow", {"version": 2, "percent": arm, "reason": "benchmark"})
+                    samples[arm].append(load(uds, target.format("digits"), bodies["digits"]["json"], concurrency, args.shadow_seconds, 1))
+                    if isinstance(arm, int):
+                        reports[arm] = control(reg.socket, "GET", "/v1/models/digits/shadow")[1]
                         control(reg.socket, "DELETE", "/v1/models/digits/shadow", {"reason": "benchmark"})
-            for percent in [0, 20, 100]:
-                record("shadow", f"registryd UDS JSON, concurrency {concurrency}, " + (f"shadow {percent}%" if percent else "no shadow"),
-                       samples[percent], model="digits", concurrency=concurrency, percent=percent)
-                if percent:
-                    results[f"shadow_report_{percent}" + ("" if concurrency == 1 else f"_c{concurrency}")] = reports[percent]
+            base = [s["p50_us"] for s in samples["none"]]
+            for arm in arms:
+                ratios = [s["p50_us"] / b for s, b in zip(samples[arm], base)]
+                record("shadow", f"registryd UDS JSON, concurrency {concurrency}, " + (f"shadow {arm}%" if isinstance(arm, int) else f"{arm}"),
+                       samples[arm], model="digits", concurrency=concurrency, percent=arm if isinstance(arm, int) else 0, arm=str(arm),
+                       paired_ratio={"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)})
+                if isinstance(arm, int):
+                    results[f"shadow_report_{arm}" + ("" if concurrency == 1 else f"_c{concurrency}")] = reports[arm]
 
         if everything:
             results["lifecycle"] = lifecycle_figures(reg, max(5, args.repeats))
@@ -338,6 +351,8 @@ def main():
         results["registryd_rss_mib_end"] = reg.rss_mib()
     finally:
         peer.stop()
+        if still:
+            still.stop()
         results["registryd_exit"] = reg.stop()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
