@@ -230,6 +230,27 @@ struct ControlAPITests {
         #expect(response.status == 200 && servedVersion(of: response) == 1)
     }
 
+    @Test("GET /v1/events gives the newest `limit` matching events, oldest first")
+    func eventsNewest() throws {
+        let registry = try twoVersions()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        for i in 0..<6 {
+            #expect(try client.json("POST", "/v1/models/digits/promote", #"{"version": \#(i % 2 == 0 ? 2 : 1), "reason": "turn \#(i)"}"#).0 == 200)
+        }
+        func ids(_ query: String) throws -> [Int] {
+            let response = try client.send("GET", "/v1/events\(query)")
+            #expect(response.status == 200)
+            let list = (try JSONSerialization.jsonObject(with: Data(response.body))) as? [[String: Any]] ?? []
+            return list.compactMap { $0["id"] as? Int }
+        }
+        let all = try ids("?limit=100000")
+        #expect(all.count > 8 && all == all.sorted())
+        #expect(try ids("?limit=3") == Array(all.suffix(3)))
+        let promotions = try client.send("GET", "/v1/events?model=digits&action=promote&limit=2")
+        let list = (try JSONSerialization.jsonObject(with: Data(promotions.body))) as? [[String: Any]] ?? []
+        #expect(list.map { $0["reason"] as? String } == ["turn 4", "turn 5"], "\(list)")
+    }
+
     @Test("a second daemon on the same socket exits with a clear error; a stale socket file is replaced")
     func socketOwnership() throws {
         let registry = try twoVersions()

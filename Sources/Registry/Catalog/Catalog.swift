@@ -405,7 +405,10 @@ public final class Catalog: @unchecked Sendable {
     }
 
     /// Events, oldest first, optionally of one model and within a time range.
-    public func events(model: String? = nil, actions: [String] = [], since: Double? = nil, until: Double? = nil, limit: Int = 1000) throws(RegistryError) -> [Event] {
+    /// Events matching the filters, oldest first: the oldest `limit` of them, or with `newest`
+    /// the newest `limit` (read newest first from the index, so a long trail is not read whole).
+    public func events(model: String? = nil, actions: [String] = [], since: Double? = nil, until: Double? = nil, limit: Int = 1000,
+                       newest: Bool = false) throws(RegistryError) -> [Event] {
         try read { db throws(RegistryError) in
             var clauses: [String] = []
             var bindings: [SQLValue] = []
@@ -419,7 +422,7 @@ public final class Catalog: @unchecked Sendable {
             let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
             var out: [Event] = []
             try db.query(
-                "SELECT id, at, actor, action, model, version, before, after, reason, prev_hash, hash FROM events\(whereClause) ORDER BY id LIMIT ?",
+                "SELECT id, at, actor, action, model, version, before, after, reason, prev_hash, hash FROM events\(whereClause) ORDER BY id\(newest ? " DESC" : "") LIMIT ?",
                 bindings + [.int(Int64(limit))]
             ) { row in
                 out.append(Event(
@@ -428,7 +431,7 @@ public final class Catalog: @unchecked Sendable {
                                       before: row.text(6), after: row.text(7), reason: row.text(8) ?? ""),
                     previousHash: row.text(9)!, hash: row.text(10)!))
             }
-            return out
+            return newest ? out.reversed() : out
         }
     }
 

@@ -290,8 +290,8 @@ public struct ControlAPI: Sendable {
         }
         let actions = request.queryValue("action").map { $0.split(separator: ",").map(String.init) } ?? []
         // The newest `limit` events, oldest first.
-        let all = try catalog.events(model: request.queryValue("model"), actions: actions, since: since, until: until, limit: Int.max)
-        return all.suffix(limit).map { event in
+        let newest = try catalog.events(model: request.queryValue("model"), actions: actions, since: since, until: until, limit: limit, newest: true)
+        return newest.map { event in
             EventInfo(id: event.id, at: event.at, time: APICoding.time(event.at), actor: event.draft.actor, action: event.draft.action,
                       model: event.draft.model, version: event.draft.version, before: event.draft.before, after: event.draft.after,
                       reason: event.draft.reason, hash: event.hash)
