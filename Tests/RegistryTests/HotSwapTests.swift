@@ -131,6 +131,31 @@ struct HotSwapTests {
         #expect(actions.suffix(2) == ["missing", "reappear"], "\(actions)")
     }
 
+    @Test("after the model root moves (a new mount point), a restart finds each version at its new place, re-hashes it there and serves it; different bytes there are quarantined")
+    func modelRootMoved() throws {
+        let registry = TestRegistry()
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
+        #expect(registry.waitForState("digits", 2, [.ready]) != nil)
+        registry.stop()
+        let moved = "\(registry.root)-moved"
+        #expect(rename(registry.root, moved) == 0)
+        // Version 2 at the new place is not what was admitted.
+        try modelBytes("digits_logreg.onnx", variant: 9).write(to: URL(fileURLWithPath: "\(moved)/digits/2/model.onnx"))
+        registry.config.modelRoot = moved
+        try registry.start()
+        #expect(registry.record("digits", 1)?.state == .live)
+        #expect(registry.record("digits", 1)?.path == "\(moved)/digits/1/model.onnx")
+        #expect(registry.record("digits", 2)?.state == .quarantined)
+        let (row, expected, _) = try digitsRow()
+        let answer = try registry.daemon!.predict(model: "digits", inputs: ["input": Tensor(shape: [1, 64], scalars: row)])
+        #expect(answer.version.version == 1)
+        #expect(try answer.outputs["label"]?.scalars(as: Int64.self) == [expected])
+        #expect(registry.lines.all.contains { $0.contains("model root moved") })
+    }
+
     @Test("a restart brings back the same aliases and loaded versions")
     func restart() throws {
         let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .candidate, keepPrevious: 1, requireSignature: false)])

@@ -40,6 +40,11 @@ public struct ModelDirectory: Sendable {
     public static let artifactName = "model.onnx"
     public static let manifestName = "manifest.json"
 
+    /// Where a version's artifact is under this root (what a scan reports as its path).
+    public func artifactPath(model: String, version: Int) -> String {
+        "\(root)/\(model)/\(version)/\(ModelDirectory.artifactName)"
+    }
+
     /// Lists the root. Errors reading the root itself are thrown; problems with entries are
     /// collected, never thrown, so one bad entry cannot hide the good ones.
     public func scan() throws(RegistryError) -> Scan {

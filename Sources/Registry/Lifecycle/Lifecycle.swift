@@ -235,7 +235,17 @@ public final class Lifecycle: @unchecked Sendable {
     /// Loads the catalog into memory, re-hashes every known artifact (catching files changed
     /// while the daemon was down) and reloads the versions that were serving.
     private func restore() throws(RegistryError) {
-        for record in try catalog.versions() {
+        for var record in try catalog.versions() {
+            // The model root moved (a new mount point, a changed `model_root`): a version lives
+            // at its place under the root in force, and is re-hashed there below like any other,
+            // so different bytes under its number are quarantined, never served.
+            let path = directory.artifactPath(model: record.model, version: record.version)
+            if record.path != path {
+                log.notice("model root moved; artifact path updated", ["model.name": record.model, "model.version": record.version,
+                                                                          "path.before": record.path, "path": path])
+                record.path = path
+                try catalog.save(record, event: nil)
+            }
             records[Key(model: record.model, version: record.version)] = record
         }
         for model in Set(records.keys.map(\.model)) {
