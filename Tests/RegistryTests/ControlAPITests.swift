@@ -9,12 +9,13 @@ import Wire
 @Suite("control API", .serialized)
 struct ControlAPITests {
     /// A registry with digits versions 1 and 2 (2 is the MLP), version 1 production.
-    func twoVersions(policy: ModelPolicy = ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)) throws -> TestRegistry {
+    func twoVersions(policy: ModelPolicy = ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false),
+                     watcher: (any DirectoryWatcher)? = InotifyWatcher()) throws -> TestRegistry {
         let registry = TestRegistry(policies: ["digits": policy])
         try registry.makeModelDirectory("digits")
         try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
         try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
-        try registry.start()
+        try registry.start(watcher: watcher)
         #expect(registry.waitForState("digits", 2, [.ready]) != nil)
         return registry
     }
@@ -198,7 +199,9 @@ struct ControlAPITests {
 
     @Test("re-verification never takes production down: changed bytes under production are quarantined (once) while memory keeps serving; a vanished file is marked missing and keeps serving")
     func reverifyProduction() throws {
-        let registry = try twoVersions()
+        // No watcher: only `verify` and the explicit rescan below look at the files, so that a
+        // scan cannot find the changes first.
+        let registry = try twoVersions(watcher: DeafWatcher())
         let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
         let (features, expected, _) = try digitsRow(0)
         let body = Array(digitsBody(features).utf8)
@@ -214,9 +217,13 @@ struct ControlAPITests {
         #expect(try registry.daemon!.catalog.quarantineCount(model: "digits", version: 1) == 1)
         var response = try client.send("POST", "/v2/models/digits/infer", body: body)
         #expect(response.status == 200 && label(of: response) == expected && servedVersion(of: response) == 1)
-        // The next scan finds the same changed file: already quarantined, not again.
+        // The next scan, and the next verify, find the same changed file: reported, not
+        // recorded again.
         #expect(try client.send("POST", "/v1/rescan").status == 200)
+        (status, report) = try client.json("POST", "/v1/verify?model=digits", "{}")
+        #expect(status == 200 && report["failed"] as? Int == 1, "\(report)")
         #expect(try registry.daemon!.catalog.quarantineCount(model: "digits", version: 1) == 1)
+        #expect(registry.record("digits", 1)?.state == .live)
 
         // Version 2's file vanishes: missing, and its loaded session still answers.
         #expect(rename("\(registry.root)/digits/2/model.onnx", "\(registry.root)/digits/.gone.onnx") == 0)

@@ -259,9 +259,9 @@ extension Lifecycle {
     }
 
     /// Re-hashes every recorded artifact that should serve. A changed artifact is quarantined
-    /// and unloaded (production is never left without a version it can serve: a changed
-    /// production is reported and quarantined, and requests get a clear 503 until an operator
-    /// acts); a vanished one is marked missing.
+    /// and unloaded, except production, whose loaded session (the admitted bytes) keeps serving
+    /// so that the model is not left answering 503; a vanished or unreadable one is marked
+    /// missing, and a loaded one keeps serving from memory.
     public func verifyArtifacts(model: String? = nil, actor: String) throws(RegistryError) -> [(model: String, version: Int, sha256: String?, problem: String?)] {
         try onQueue { () throws(RegistryError) -> [(model: String, version: Int, sha256: String?, problem: String?)] in
             if let model, !records.keys.contains(where: { $0.model == model }) { throw RegistryError(.notFound, "model '\(model)' not found") }
@@ -270,6 +270,8 @@ extension Lifecycle {
                 guard record.state.isServable || record.state == .retired, let recorded = record.sha256 else { continue }
                 let digest: (hex: String, size: Int64)
                 let serving = loaded[key] != nil
+                // Read before hashing: bytes written after the hash must not pass as checked.
+                let identity = ModelDirectory.identity(of: record.path)
                 do throws(RegistryError) { digest = try SHA256.file(at: record.path) } catch {
                     // As when a scan finds the file gone: a loaded session holds the admitted
                     // bytes and keeps serving; the state says the file is missing.
@@ -286,17 +288,19 @@ extension Lifecycle {
                 }
                 let production = aliases[key.model]?["production"] == key.version && serving
                 let reason = "artifact bytes changed: recorded sha256 \(recorded), found \(digest.hex) (re-verification by \(actor))"
-                    + (production ? "; production keeps serving the admitted bytes from memory until another version is promoted" : "")
-                try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
-                log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version, "production": production])
+                    + (production ? "; production keeps serving the admitted bytes from memory: restore the file or promote another version (a restart cannot load it)" : "")
                 results.append((key.model, key.version, digest.hex, reason))
                 if production {
                     // Unloading it would leave the model with nothing to serve (503 for every
                     // request) although memory holds exactly what was admitted, so it serves on,
-                    // as when a scan finds changed bytes. The new bytes are quarantined (and an
-                    // event) above; the file's identity is recorded so the next scan does not
-                    // quarantine them again.
-                    if let identity = ModelDirectory.identity(of: record.path), var updated = records[key] {
+                    // as when a scan finds changed bytes. The new bytes are quarantined once: the
+                    // file's identity is recorded, and a later verify or scan of the same file
+                    // reports it without recording it again.
+                    let same = identity.map { $0.size == record.size && $0.mtime == record.mtime } ?? false
+                    if same, try catalog.quarantineCount(model: key.model, version: key.version) > 0 { continue }
+                    try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
+                    log.error("artifact changed on disk; production keeps serving from memory", ["model.name": key.model, "model.version": key.version])
+                    if let identity, var updated = records[key] {
                         updated.size = identity.size
                         updated.mtime = identity.mtime
                         try catalog.save(updated, event: nil)
@@ -304,6 +308,8 @@ extension Lifecycle {
                     }
                     continue
                 }
+                try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
+                log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
                 // Any other version is unloaded: what is on disk is no longer what was admitted,
                 // and nothing needs it to keep answering.
                 loaded[key] = nil

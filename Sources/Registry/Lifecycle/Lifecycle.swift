@@ -68,6 +68,8 @@ public final class Lifecycle: @unchecked Sendable {
     private var settleRecheckScheduled = false
     private var timer: DispatchSourceTimer?
     private var stopped = false
+    /// Set once `restore` has loaded the catalog into memory; scans wait for it.
+    private var restored = false
     /// Inside ``atomically(_:_:)``: publishing waits for the commit.
     private var groupDepth = 0
     private var publishPending = false
@@ -99,17 +101,19 @@ public final class Lifecycle: @unchecked Sendable {
     /// admits what is new in the model root, and starts watching. Returns when every version
     /// that can be loaded now is loaded.
     public func start() throws(RegistryError) {
-        // Watching starts before the first scan: a version that arrives while the catalog is
-        // restored, or while startup's admissions load (minutes, for large models), is seen
-        // by the watcher. Started after them, such a version waited for the periodic rescan
-        // (30 s by default), and a rename's quick admission was lost.
-        try watcher?.start(root: config.modelRoot) { [weak self] event in
-            self?.watched(event)
-        }
         var failure: RegistryError?
         queue.sync {
             do throws(RegistryError) {
+                // Watching starts before the first scan: a version that arrives while the
+                // catalog is restored, or while startup's admissions load (minutes, for large
+                // models), is seen by the watcher. (Started after them, such a version waited
+                // for the periodic rescan, 30 s by default.) Started here, on the queue, the
+                // rescans its events ask for run after this block: never before the restore.
+                try watcher?.start(root: config.modelRoot) { [weak self] event in
+                    self?.watched(event)
+                }
                 try restore()
+                restored = true
                 for (model, shadow) in shadows { mirror.configure(model: model, version: shadow.version, percent: shadow.percent) }
                 try scanLocked()
             } catch {
@@ -118,6 +122,9 @@ public final class Lifecycle: @unchecked Sendable {
         }
         if let failure {
             watcher?.stop()
+            // Rescans the watcher (or a client) already queued must not run on a half-restored
+            // catalog.
+            queue.sync { stopped = true }
             throw failure
         }
         mirror.start()
@@ -286,6 +293,14 @@ public final class Lifecycle: @unchecked Sendable {
                 try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
                 try transition(key, to: .quarantined, reason: reason, action: "quarantine")
                 log.error("artifact changed while down; version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
+                // The quarantined file's identity, so that the first scan does not quarantine
+                // the same bytes again.
+                if var updated = records[key] {
+                    updated.size = identity.size
+                    updated.mtime = identity.mtime
+                    try catalog.save(updated, event: nil)
+                    records[key] = updated
+                }
                 continue
             }
             do throws(RegistryError) {
@@ -304,7 +319,9 @@ public final class Lifecycle: @unchecked Sendable {
     // MARK: Scan and admission
 
     private func scanLocked() throws(RegistryError) {
-        guard !stopped else { return }
+        // Before the restore, every recorded version would look new (a `POST /v1/rescan` can
+        // come as soon as the server listens).
+        guard !stopped, restored else { return }
         let scan = try directory.scan()
         for problem in scan.problems where !reportedProblems.contains(problem) {
             reportedProblems.insert(problem)
@@ -411,14 +428,17 @@ public final class Lifecycle: @unchecked Sendable {
                 if loaded[key] == nil && production {
                     // Production was missing when the daemon started, so nothing serves the
                     // model: its file is back with the admitted bytes, so it is loaded again
-                    // rather than left retired until an operator notices the 503s.
+                    // (on the queue, as a rollback's reload is) rather than left retired until
+                    // an operator notices the 503s.
                     do throws(RegistryError) {
                         loaded[key] = try loadChecked(key, record, sha256: digest.hex, size: digest.size)
                         updated.reason += "; production loaded again"
                         log.notice("production reappeared and was loaded again", ["model.name": key.model, "model.version": key.version])
                     } catch {
-                        updated.reason += "; production could not be loaded again: \(error.message)"
-                        log.error("production reappeared but could not be loaded", ["model.name": key.model, "model.version": key.version, "error": error.message])
+                        // Left missing, with its identity unchanged: the next scan tries again.
+                        log.error("production reappeared but could not be loaded; the next scan tries again",
+                                  ["model.name": key.model, "model.version": key.version, "error": error.message])
+                        return nil
                     }
                 }
                 let serving = loaded[key] != nil
