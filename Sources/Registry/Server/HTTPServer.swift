@@ -21,12 +21,13 @@ import Wire
 /// the worker awake: the worker does not sleep in `epoll_wait`, the client's write wakes no
 /// thread, and the connection is not re-armed. On this project's machines (virtual CPUs, where
 /// a sleep and a cross-CPU wake-up cost tens of microseconds) that wake-up was about a third of
-/// the daemon's CPU per request for a small model. It only uses CPU that would otherwise be idle: a worker
-/// polls only while no other worker is handling anything (under load the next event is already
-/// waiting, and polling would take a CPU from the workers serving it). Bounded: at most half the
-/// CPUs (at least one) poll at once, each for at most the budget, and after a poll that ran out
-/// the connection's next 15 chances are skipped. (Polling between the pieces of a large body
-/// was tried too: ResNet-50's 602 KB binary requests showed no difference beyond the noise.)
+/// the daemon's CPU per request for a small model. A worker polls only while no other worker
+/// is handling anything (so at most one polls; under load the next event is already waiting,
+/// and polling would take a CPU from the workers serving it), yields its CPU at every turn to
+/// any thread waiting for it, polls for at most the budget, and after a poll that ran out the
+/// connection's next 15 chances are skipped. At most 16 requests found by polling are served
+/// in a row before the connection goes back to epoll. (Polling between the pieces of a large
+/// body was tried too: ResNet-50's 602 KB binary requests showed no difference beyond noise.)
 ///
 /// Bookkeeping shared between threads (`connections`, each connection's timing fields,
 /// `inFlight`) is guarded by `lock`, which is why the class is `@unchecked Sendable`.
@@ -139,11 +140,8 @@ public final class HTTPServer: @unchecked Sendable {
     private let stoppingFlag = Atomic<Bool>(false)
     private var threads: [Thread] = []
     private let finished = DispatchGroup()
-    /// Workers busy polling now, at most `maxSpinners`.
-    private let spinners = Atomic<Int>(0)
     /// Workers handling an event (not waiting in `epoll_wait`).
     private let active = Atomic<Int>(0)
-    private let maxSpinners = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
     /// Busy polls that found the client's next request, and those that ran out (for tests and
     /// metrics).
     private let pollHits = Atomic<Int>(0)
@@ -381,11 +379,16 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func serve(_ connection: Connection, buffer: UnsafeMutableRawBufferPointer) {
         var eof = readAvailable(connection, buffer: buffer)
+        // Requests found by busy polling in this call: after 16, the connection goes back to
+        // epoll, so that with a single worker one eager client cannot keep it from the others.
+        var polled = 0
         while true {
             switch connection.parser.next() {
             case .needMore:
-                if !eof && !connection.parser.isMidRequest && connection.answered > 0, let found = busyPoll(connection, buffer: buffer) {
+                if !eof && !connection.parser.isMidRequest && connection.answered > 0 && polled < 16,
+                   let found = busyPoll(connection, buffer: buffer) {
                     eof = found
+                    polled += 1
                     continue
                 }
                 // One lock for the timeout check and the hand-back (each acquisition is contended
@@ -471,11 +474,8 @@ public final class HTTPServer: @unchecked Sendable {
             connection.pollSkips -= 1
             return nil
         }
-        guard spinners.add(1, ordering: .acquiringAndReleasing).newValue <= maxSpinners else {
-            spinners.subtract(1, ordering: .relaxed)
-            return nil
-        }
-        defer { spinners.subtract(1, ordering: .relaxed) }
+        // Only when no other worker is handling anything (so at most one worker polls).
+        guard active.load(ordering: .relaxed) <= 1 else { return nil }
         let deadline = DispatchTime.now().uptimeNanoseconds + budget
         while true {
             let n = recv(connection.fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
