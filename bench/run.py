@@ -304,13 +304,20 @@ def main():
         uds, tcp, peer_ep = ["--unix", reg.socket], ["--tcp", f"127.0.0.1:{reg.port}"], ["--tcp", f"127.0.0.1:{peer.port}"]
         uds_still = ["--unix", still.socket] if still else None
         target = "/v2/models/{}/infer"
-        for concurrency in [1, 8, 64] if everything else []:
-            for name, endpoint, kind in [("registryd UDS JSON", uds, "json"), ("registryd UDS binary", uds, "binary"),
-                                         ("registryd TCP JSON", tcp, "json"), ("registryd TCP binary", tcp, "binary"),
-                                         ("registryd UDS JSON busy polling off", uds_still, "json"), ("peer TCP JSON", peer_ep, "json")]:
-                record("digits", f"{name}, concurrency {concurrency}",
-                       repeat(args.repeats, lambda: load(endpoint, target.format("digits"), bodies["digits"][kind], concurrency, args.seconds, 1)),
-                       model="digits", server=name.split()[0], transport=name.split()[1], encoding=kind, concurrency=concurrency)
+        # The digits rows, repeats interleaved (every row once, then every row again...): a
+        # drift of the shared machine then touches each row alike instead of whole rows, and the
+        # ratios between rows, the peer's included, compare like with like.
+        servers = [("registryd UDS JSON", uds, "json"), ("registryd UDS binary", uds, "binary"),
+                   ("registryd TCP JSON", tcp, "json"), ("registryd TCP binary", tcp, "binary"),
+                   ("registryd UDS JSON busy polling off", uds_still, "json"), ("peer TCP JSON", peer_ep, "json")]
+        digits_rows = [(c, server) for c in ([1, 8, 64] if everything else []) for server in servers]
+        digits_samples = [[] for _ in digits_rows]
+        for _ in range(args.repeats):
+            for i, (concurrency, (name, endpoint, kind)) in enumerate(digits_rows):
+                digits_samples[i].append(load(endpoint, target.format("digits"), bodies["digits"][kind], concurrency, args.seconds, 1))
+        for i, (concurrency, (name, endpoint, kind)) in enumerate(digits_rows):
+            record("digits", f"{name}, concurrency {concurrency}", digits_samples[i],
+                   model="digits", server=name.split()[0], transport=name.split()[1], encoding=kind, concurrency=concurrency)
         for name, endpoint, kind in [("registryd UDS binary", uds, "binary"), ("registryd UDS JSON", uds, "json"),
                                      ("registryd TCP binary", tcp, "binary"), ("peer TCP JSON", peer_ep, "json")] if cnn else []:
             record("resnet50", f"{name}, concurrency 1",
