@@ -6,6 +6,16 @@ import Runtime
 
 @Suite("Hot reload", .serialized)
 struct HotSwapTests {
+    /// A running registry whose digits version 1 is live.
+    func liveDigits() throws -> TestRegistry {
+        let registry = TestRegistry()
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        return registry
+    }
+
     @Test("8 threads predict while 20 new versions arrive and go live: zero failures, every answer from a version that was live when routed")
     func swapsUnderLoad() throws {
         let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .live, keepPrevious: 1, requireSignature: false)])
@@ -94,11 +104,7 @@ struct HotSwapTests {
 
     @Test("a live version whose files disappear keeps serving from memory and is marked missing")
     func deletedWhileLive() throws {
-        let registry = TestRegistry()
-        try registry.makeModelDirectory("digits")
-        try registry.start()
-        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
-        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        let registry = try liveDigits()
         try FileManager.default.removeItem(atPath: "\(registry.root)/digits/1")
         #expect(registry.waitForState("digits", 1, [.missing]) != nil)
         #expect(registry.record("digits", 1)?.reason.contains("still serving from memory") == true)
@@ -109,11 +115,7 @@ struct HotSwapTests {
 
     @Test("production missing when the daemon starts is loaded again, and serves, once its file is back with the admitted bytes")
     func productionBackAfterStart() throws {
-        let registry = TestRegistry()
-        try registry.makeModelDirectory("digits")
-        try registry.start()
-        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
-        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        let registry = try liveDigits()
         registry.stop()
         // The volume holding the model is not mounted yet when the daemon starts.
         #expect(rename("\(registry.root)/digits/1", "\(registry.root)/digits/.away-1") == 0)
@@ -133,10 +135,7 @@ struct HotSwapTests {
 
     @Test("after the model root moves (a new mount point), a restart finds each version at its new place, re-hashes it there and serves it; different bytes there are quarantined")
     func modelRootMoved() throws {
-        let registry = TestRegistry()
-        try registry.makeModelDirectory("digits")
-        try registry.start()
-        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        let registry = try liveDigits()
         try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
         #expect(registry.waitForState("digits", 2, [.ready]) != nil)
         registry.stop()
@@ -181,11 +180,7 @@ struct HotSwapTests {
 
     @Test("bytes changed while the daemon was down are caught at startup")
     func changedWhileDown() throws {
-        let registry = TestRegistry()
-        try registry.makeModelDirectory("digits")
-        try registry.start()
-        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
-        #expect(registry.waitForState("digits", 1, [.live]) != nil)
+        let registry = try liveDigits()
         registry.stop()
         try modelBytes("digits_mlp.onnx").write(to: URL(fileURLWithPath: "\(registry.root)/digits/1/model.onnx"))
         try registry.start()
