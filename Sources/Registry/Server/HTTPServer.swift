@@ -30,7 +30,10 @@ import Wire
 /// body was tried too: ResNet-50's 602 KB binary requests showed no difference beyond noise.)
 ///
 /// Bookkeeping shared between threads (`connections`, each connection's timing fields,
-/// `inFlight`) is guarded by `lock`, which is why the class is `@unchecked Sendable`.
+/// `inFlight`) is guarded by `lock`, which is why the class is `@unchecked Sendable`. The
+/// counters read without it (`active`, `stoppingFlag`, the busy-poll tallies) are atomics; a
+/// connection's parser and `pollSkips` belong to the one worker that owns the connection
+/// (`EPOLLONESHOT`), and the hand-back under `lock` orders them for the next owner.
 public final class HTTPServer: @unchecked Sendable {
     public struct Configuration: Sendable, Equatable {
         /// Worker threads (each runs handlers, so this bounds concurrent predictions).
