@@ -1,6 +1,7 @@
 import Foundation
 import Runtime
 import Wire
+import Synchronization
 import Testing
 @testable import Registry
 
@@ -41,7 +42,10 @@ struct ShadowTests {
     func registry(queue: Int = 1024) throws -> TestRegistry {
         let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
         registry.config.shadowQueueSize = queue
-        registry.config.shadowCPUPercent = 100  // the agreement figures count every mirror
+        // The agreement figures count every mirror: no CPU budget, and no pause when the
+        // machine (running the other suites meanwhile) has little spare CPU.
+        registry.config.shadowCPUPercent = 100
+        registry.config.shadowMinSpareCPUPercent = 0
         try registry.makeModelDirectory("digits")
         try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
         try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
@@ -135,10 +139,10 @@ struct ShadowTests {
         // more. (Small on purpose: the mirror thread is idle-scheduled, so on a machine busy with
         // other work it gets little CPU, and must still spend its budget within a second.)
         let mirror = ShadowMirror(capacity: 4096, cpuShare: 0.002)
-        mirror.configure(model: "digits", version: 2, percent: 100)
+        let tally = mirror.tally(model: "digits", version: 2, percent: 100)
         let job = ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: outputs,
                                    primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
-        for _ in 0..<2000 { mirror.offer(model: "digits", job) }
+        for _ in 0..<2000 { mirror.submit(job, tally: tally) }
         let began = Date()
         mirror.start()
         #expect(registry.wait { mirror.queued == 0 } != nil)
@@ -151,6 +155,70 @@ struct ShadowTests {
         #expect(report.shadowSeconds < 0.002 * (elapsed.rounded(.up) + 1) + 0.002, "\(report.shadowSeconds) s of runs in \(elapsed) s")
     }
 
+    /// The machine's idle time as the mirror sees it: none at all (every CPU busy), or four idle
+    /// CPUs' worth. An injected clock reading, as the rollout tests inject time.
+    final class IdleSource: Sendable {
+        let busy = Atomic<Bool>(true)
+        func seconds() -> Double? {
+            busy.load(ordering: .relaxed) ? 1000 : 1000 + 4 * Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        }
+    }
+
+    @Test("with too little spare CPU the mirror pauses: offers are dropped (counted) until the machine is idle again")
+    func spareCPU() throws {
+        let registry = try registry()
+        let routes = try #require(registry.daemon!.router.current.models["digits"])
+        let shadow = try #require(routes.versions[2])
+        let primary = try #require(routes.versions[1])
+        let inputs = ["input": try Tensor(shape: [1, 64], scalars: try testSplit().features[0])]
+        let outputs = try primary.session.run(inputs)
+        let idle = IdleSource()
+        let mirror = ShadowMirror(capacity: 64, cpuShare: 1, minimumSpare: 0.5, idleTime: { idle.seconds() })
+        let tally = mirror.tally(model: "digits", version: 2, percent: 100)
+        let job = ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: outputs,
+                                   primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
+        mirror.start()
+        defer { mirror.stop() }
+        func report() -> ShadowMirror.Report { mirror.reports()["digits"]! }
+        // Every CPU busy: the first measure (a quarter second in) pauses the mirror, and the
+        // serving path's offers are refused at once, without a job.
+        #expect(registry.wait {
+            mirror.submit(job, tally: tally)
+            Thread.sleep(forTimeInterval: 0.002)
+            return report().dropped > 0
+        } != nil)
+        let runsWhileBusy = report().runs
+        let droppedBefore = report().dropped
+        for _ in 0..<100 {  // 0.6 s or more: two windows and more
+            mirror.submit(job, tally: tally)
+            Thread.sleep(forTimeInterval: 0.006)
+        }
+        #expect(report().runs == runsWhileBusy, "the mirror ran while the machine had no spare CPU")
+        #expect(report().dropped >= droppedBefore + 90, "\(report())")
+        #expect(report().mirrored == report().runs + report().dropped + mirror.queued)
+
+        // Idle again: the next measure finds spare CPU, and mirrors run.
+        idle.busy.store(false, ordering: .relaxed)
+        #expect(registry.wait {
+            mirror.submit(job, tally: tally)
+            Thread.sleep(forTimeInterval: 0.002)
+            return report().runs > runsWhileBusy + 10
+        } != nil, "\(report())")
+        #expect(report().comparedRows == report().runs && report().failed == 0)
+    }
+
+    @Test("/proc/stat's first line gives the idle time: idle plus iowait, in seconds")
+    func idleTimeParsing() throws {
+        let line = Array("cpu  4705 150 1120 16250 520 0 33 0 0 0\ncpu0 2000 75 560 8125 260 0 16 0 0 0\n".utf8)
+        #expect(SystemIdleTime.parse(line[...], ticksPerSecond: 100) == 167.7)
+        #expect(SystemIdleTime.parse(Array("intr 1 2 3\n".utf8)[...], ticksPerSecond: 100) == nil)
+        #expect(SystemIdleTime.parse(Array("cpu  1 2 3\n".utf8)[...], ticksPerSecond: 100) == nil)
+        // The real file parses, and idle time only grows.
+        let first = try #require(SystemIdleTime.seconds())
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(try #require(SystemIdleTime.seconds()) >= first)
+    }
+
     @Test("the queue is bounded: past its capacity mirrors are dropped and counted, and a stopped mirror runs nothing")
     func boundedQueue() throws {
         let registry = try registry()
@@ -161,10 +229,10 @@ struct ShadowTests {
         let inputs = ["input": try Tensor(shape: [1, 64], scalars: row)]
         let outputs = try primary.session.run(inputs)
         let mirror = ShadowMirror(capacity: 3)
-        mirror.configure(model: "digits", version: 2, percent: 100)
+        let tally = mirror.tally(model: "digits", version: 2, percent: 100)
         let job = ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: outputs,
                                    primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
-        for _ in 0..<10 { mirror.offer(model: "digits", job) }  // not started: nothing drains the queue
+        for _ in 0..<10 { mirror.submit(job, tally: tally) }  // not started: nothing drains the queue
         var report = try #require(mirror.reports()["digits"])
         #expect(report.mirrored == 10 && report.dropped == 7 && mirror.queued == 3)
         mirror.start()
@@ -172,11 +240,13 @@ struct ShadowTests {
         report = try #require(mirror.reports()["digits"])
         #expect(report.comparedRows == 3 && report.method == "top1")
         mirror.stop()
-        mirror.offer(model: "digits", job)
+        mirror.submit(job, tally: tally)
         #expect(mirror.reports()["digits"]?.mirrored == 10, "a stopped mirror accepts nothing")
-        // A job for another version than the configured shadow is ignored (the shadow changed meanwhile).
+        // Setting the shadow again starts a new report; a job with the old one's tally is ignored.
         mirror.configure(model: "digits", version: 3, percent: 100)
         #expect(mirror.reports()["digits"]?.mirrored == 0)
+        mirror.offer(job, tally: tally)
+        #expect(mirror.queued == 0 && mirror.reports()["digits"]?.mirrored == 0)
     }
 
     @Test("refusals name the problem; the shadow is recorded, survives a restart, and ends with --off or the version's promotion")
@@ -220,3 +290,58 @@ struct ShadowTests {
     }
 }
 
+
+/// The lock-free queue between the serving threads and the mirror thread.
+@Suite("bounded lock-free queue")
+struct BoundedQueueTests {
+    @Test("a full queue refuses at once; elements come out in order, each once, around the ring many times")
+    func fullAndOrder() {
+        let queue = BoundedQueue<Int>(capacity: 3)
+        #expect(queue.pop() == nil && queue.count == 0)
+        #expect(queue.push(1) && queue.push(2) && queue.push(3))
+        #expect(!queue.push(4), "a full queue accepted a fourth element")
+        #expect(queue.count == 3)
+        #expect(queue.pop() == 1)
+        #expect(queue.push(4))
+        #expect([queue.pop(), queue.pop(), queue.pop(), queue.pop()] == [2, 3, 4, nil])
+        var next = 5
+        for _ in 0..<1000 {  // many laps of a 3-slot ring
+            #expect(queue.push(next) && queue.push(next + 1))
+            #expect(queue.pop() == next && queue.pop() == next + 1)
+            next += 2
+        }
+        #expect(queue.count == 0)
+    }
+
+    @Test("four producers and one consumer on real threads: nothing lost, nothing twice, each producer's order kept")
+    func concurrent() {
+        let queue = BoundedQueue<Int>(capacity: 64)
+        let producers = 4, perProducer = 50_000
+        let refused = Atomic<Int>(0)
+        let group = DispatchGroup()
+        for p in 0..<producers {
+            group.enter()
+            Thread {
+                for i in 0..<perProducer {
+                    // Retried when full, so that every element goes through exactly once.
+                    while !queue.push(p * 1_000_000 + i) { refused.wrappingAdd(1, ordering: .relaxed) }
+                }
+                group.leave()
+            }.start()
+        }
+        var last = [Int](repeating: -1, count: producers)
+        var received = 0
+        var outOfOrder = 0
+        while received < producers * perProducer {
+            guard let value = queue.pop() else { continue }
+            let (p, i) = value.quotientAndRemainder(dividingBy: 1_000_000)
+            if i != last[p] + 1 { outOfOrder += 1 }
+            last[p] = i
+            received += 1
+        }
+        group.wait()
+        #expect(outOfOrder == 0)
+        #expect(last == [Int](repeating: perProducer - 1, count: producers))
+        #expect(queue.pop() == nil && queue.count == 0)
+    }
+}

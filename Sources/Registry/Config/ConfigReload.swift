@@ -100,6 +100,7 @@ public struct ConfigReload: Sendable, Equatable {
         fixed("idle_timeout_seconds", \.idleTimeoutSeconds)
         fixed("shadow_queue_size", \.shadowQueueSize)
         fixed("shadow_cpu_percent", \.shadowCPUPercent)
+        fixed("shadow_min_spare_cpu_percent", \.shadowMinSpareCPUPercent)
         fixed("stats_flush_seconds", \.statsFlushSeconds)
         fixed("rescan_interval_seconds", \.rescanIntervalSeconds)
         live("log_level", \.logLevel)

@@ -51,6 +51,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var shadowQueueSize: Int = 256
     /// The share of one CPU (percent) that shadow runs may take; past it, mirrors are dropped.
     public var shadowCPUPercent: Int = 10
+    /// The spare CPU (percent of one CPU: the machine's idle time plus the shadow's own runs)
+    /// below which the shadow pauses, dropping mirrors; 0 turns the check off.
+    public var shadowMinSpareCPUPercent: Int = 25
     /// How often the in-memory serving statistics are written to the catalog, and how long
     /// they are kept there.
     public var statsFlushSeconds: Double = 10
@@ -162,6 +165,7 @@ public struct DaemonConfig: Sendable, Equatable {
         config.idleTimeoutSeconds = try r.double("idle_timeout_seconds", in: 1...86400) ?? 300
         config.shadowQueueSize = try r.int("shadow_queue_size", in: 1...65536) ?? 256
         config.shadowCPUPercent = try r.int("shadow_cpu_percent", in: 1...100) ?? 10
+        config.shadowMinSpareCPUPercent = try r.int("shadow_min_spare_cpu_percent", in: 0...100_000) ?? 25
         config.statsFlushSeconds = try r.double("stats_flush_seconds", in: 0.1...3600) ?? 10
         config.statsRetentionHours = try r.double("stats_retention_hours", in: 1...87600) ?? 168
         config.trustedKeys = try r.stringMap("trusted_keys") ?? [:]

@@ -84,7 +84,8 @@ public final class Lifecycle: @unchecked Sendable {
         self.clock = clock
         self.watcher = watcher
         self.directory = ModelDirectory(root: config.modelRoot)
-        self.mirror = ShadowMirror(capacity: config.shadowQueueSize, cpuShare: Double(config.shadowCPUPercent) / 100)
+        self.mirror = ShadowMirror(capacity: config.shadowQueueSize, cpuShare: Double(config.shadowCPUPercent) / 100,
+                                   minimumSpare: Double(config.shadowMinSpareCPUPercent) / 100)
         self.stats = ServingStats(clock: clock)
     }
 
@@ -114,7 +115,6 @@ public final class Lifecycle: @unchecked Sendable {
                 }
                 try restore()
                 restored = true
-                for (model, shadow) in shadows { mirror.configure(model: model, version: shadow.version, percent: shadow.percent) }
                 try scanLocked()
             } catch {
                 failure = error
@@ -761,7 +761,8 @@ public final class Lifecycle: @unchecked Sendable {
                 log.warning("shadow not applied: its version is not loaded", ["model.name": model, "model.version": shadow.version])
                 continue
             }
-            table.models[model]?.shadow = RoutingTable.Shadow(version: version, percent: shadow.percent)
+            table.models[model]?.shadow = RoutingTable.Shadow(version: version, percent: shadow.percent,
+                                                              tally: mirror.tally(model: model, version: shadow.version, percent: shadow.percent))
         }
         router.publish(table)
         stats.retainOnly(loaded: loaded.keys.map { ($0.model, $0.version) })

@@ -136,7 +136,7 @@ public struct InferenceAPI: Sendable {
         let routingKey = request.headers["X-Routing-Key"] ?? decoded.routingKey
         let loaded: LoadedVersion
         let decision: RoutingDecision
-        let shadow: LoadedVersion?
+        let shadow: RoutingTable.Shadow?
         do throws(RegistryError) {
             (loaded, decision, shadow) = try router.route(model: model, version: version, routingKey: routingKey)
         } catch {
@@ -158,12 +158,15 @@ public struct InferenceAPI: Sendable {
         }
         var response = encode(decoded, outputs: outputs, model: model, loaded: loaded, decision: decision)
         record(loaded, decision, started, failed: false)
-        if let shadow, let mirror {
-            // Once the answer is written; the mirror only queues (or drops) the job.
+        if let shadow, let mirror, mirror.admit(shadow.tally) {
+            // Once the answer is written; the mirror only queues (or drops) the job. A mirror
+            // that would drop it (paused, over budget, full) was told by `admit`, with atomics
+            // alone: no job is built.
             let runSeconds = Double(DispatchTime.now().uptimeNanoseconds - runStarted) / 1e9
-            let job = ShadowMirror.Job(shadow: shadow, inputs: decoded.inputs, outputNames: decoded.outputs?.map(\.name), primary: outputs,
+            let job = ShadowMirror.Job(shadow: shadow.version, inputs: decoded.inputs, outputNames: decoded.outputs?.map(\.name), primary: outputs,
                                        primaryOrder: loaded.outputNames, primarySeconds: runSeconds)
-            response.afterSend = { mirror.offer(model: model, job) }
+            let tally = shadow.tally
+            response.afterSend = { mirror.offer(job, tally: tally) }
         }
         return response
     }

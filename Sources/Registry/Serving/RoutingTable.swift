@@ -87,6 +87,8 @@ public struct RoutingTable: Sendable {
     public struct Shadow: Sendable {
         public var version: LoadedVersion
         public var percent: Int
+        /// The mirror's counters for this shadow (the serving path counts into them).
+        public var tally: ShadowMirror.Tally
     }
 
     /// One arm of a split: buckets below `upperBucket` (and at or above the previous arm's) go to `version`.
@@ -129,7 +131,7 @@ public final class Router: Sendable {
     /// be mirrored to it: a routed (not pinned) request, answered by another version, drawn
     /// with the shadow's probability.
     public func route(model: String, version: Int? = nil, routingKey: String? = nil) throws(RegistryError)
-        -> (version: LoadedVersion, decision: RoutingDecision, mirror: LoadedVersion?)
+        -> (version: LoadedVersion, decision: RoutingDecision, mirror: RoutingTable.Shadow?)
     {
         let routes = table.withLock { $0.models[model] }
         guard let routes else { throw RegistryError(.notFound, "model '\(model)' not found") }
@@ -142,12 +144,12 @@ public final class Router: Sendable {
             }
             return (loaded, .pinned, nil)
         }
-        func mirror(_ chosen: LoadedVersion) -> LoadedVersion? {
-            guard let shadow = routes.shadow, shadow.version !== chosen, Int.random(in: 0..<100) < shadow.percent else { return nil }
-            return shadow.version
+        func mirror(_ chosen: LoadedVersion) -> RoutingTable.Shadow? {
+            guard let shadow = routes.shadow, shadow.version !== chosen, RoutingRandom.int(in: 0..<100) < shadow.percent else { return nil }
+            return shadow
         }
         if let arms = routes.arms, !arms.isEmpty {
-            let bucket = routingKey.map(TrafficSplit.bucket(forKey:)) ?? Int.random(in: 0..<TrafficSplit.buckets)
+            let bucket = routingKey.map(TrafficSplit.bucket(forKey:)) ?? RoutingRandom.int(in: 0..<TrafficSplit.buckets)
             let arm = arms.first { bucket < $0.upperBucket } ?? arms[arms.count - 1]
             return (arm.version, .split(version: arm.version.version, sticky: routingKey != nil), mirror(arm.version))
         }

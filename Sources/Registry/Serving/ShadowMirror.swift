@@ -6,15 +6,29 @@ import Synchronization
 /// Shadow traffic: a share of a model's routed requests is run again on a shadow version, off
 /// the client's path, and its answer compared with the one the client got.
 ///
-/// The serving thread only offers a job (one short lock, no allocation beyond the job): the
-/// client's answer is already encoded and nothing waits for the mirror. Jobs wait in a bounded
-/// queue; when it is full the job is dropped and counted, never queued without bound and never
-/// run on the serving thread. One mirror thread, in idle scheduling (SCHED_IDLE) below the
-/// serving workers, runs the jobs, and only in the gaps between client requests: the serving
-/// path marks each inference it handles (``servingBegan()``/``servingEnded()``), and a job waits
-/// until none is in progress, for at most ``maximumDeferral`` seconds. So the shadow takes
-/// spare capacity; on a saturated server it runs at a trickle and the queue drops the rest
-/// (counted), rather than taking CPU from clients.
+/// The serving path does little and never waits for the mirror. For a request drawn for the
+/// shadow it counts the mirror in the shadow's ``Tally`` (atomics) and asks ``admit(_:)``
+/// whether the mirror takes a job now; when it is paused, over its budget or full, the drop is
+/// counted and no job is built. Otherwise, once the client's answer is written, the job goes
+/// into a bounded lock-free queue (``BoundedQueue``); a full queue drops it (counted).
+///
+/// One mirror thread, in idle scheduling (SCHED_IDLE) below the serving workers, runs the jobs
+/// and keeps the reports. The serving path shares no lock with it: an idle-scheduled thread is
+/// preempted whenever a worker wants its CPU, and a worker waiting for a lock it held would
+/// wait until the machine next had a free CPU (a priority inversion; measured before the queue
+/// was lock-free: 7-10% of throughput at concurrency 8 with every request mirrored).
+///
+/// The mirror runs only on spare capacity:
+/// - in the gaps between client requests: the serving path marks each inference it handles
+///   (``servingBegan()``/``servingEnded()``), and a job waits until none is in progress, for at
+///   most ``maximumDeferral`` seconds;
+/// - within ``cpuShare`` of one CPU in each second;
+/// - while the machine has at least ``minimumSpare`` of a CPU idle (measured every
+///   ``spareWindow`` seconds, adding back the mirror's own runs). Idle scheduling alone does
+///   not keep a saturated server's clients whole: the gaps it runs in are the moments between
+///   one request and the next, and a worker that wakes must first take its CPU back.
+/// On a saturated server the shadow therefore runs little or not at all, and says so in its
+/// `dropped` count.
 public final class ShadowMirror: Sendable {
     /// One mirrored request.
     public struct Job: Sendable {
@@ -59,17 +73,45 @@ public final class ShadowMirror: Sendable {
         }
     }
 
+    /// A shadow's counters that the serving path updates: atomics, so that a request counts its
+    /// mirror (or the mirror's drop) without a lock. One per shadow set; the routing table carries
+    /// it with the shadow, and a job whose tally is no longer the report's is ignored.
+    public final class Tally: Sendable {
+        public let model: String
+        public let version: Int
+        let mirrored = Atomic<Int>(0)
+        let dropped = Atomic<Int>(0)
+
+        init(model: String, version: Int) {
+            self.model = model
+            self.version = version
+        }
+    }
+
+    private struct Entry: Sendable {
+        var report: Report
+        var tally: Tally
+    }
+
+    private struct Queued: Sendable {
+        var job: Job
+        var tally: Tally
+    }
+
     private struct State: Sendable {
-        var jobs: [Job] = []
-        var head = 0
-        var reports: [String: Report] = [:]
+        var entries: [String: Entry] = [:]
         var stopped = false
     }
 
     public let capacity: Int
     /// The longest a job waits for a gap in the serving traffic before it runs anyway.
     public static let maximumDeferral = 0.05
+    /// How often the machine's spare CPU is measured while the mirror runs (seconds).
+    public static let spareWindow = 0.25
+    /// The reports; the serving path never takes this lock (the mirror thread, idle-scheduled,
+    /// does: see ``offer(_:tally:)``).
     private let state = Mutex(State())
+    private let jobs: BoundedQueue<Queued>
     /// Inference requests being handled now, and whether the mirror thread waits for none.
     private let serving = Atomic<Int>(0)
     private let waitingForGap = Atomic<Bool>(false)
@@ -77,8 +119,10 @@ public final class ShadowMirror: Sendable {
     /// Whether the mirror thread sleeps for want of jobs (only then does an offer wake it: the
     /// serving path makes no system call while the mirror is busy).
     private let sleeping = Atomic<Bool>(false)
-    /// Until when (uptime, ns) the CPU budget is spent: offers are dropped at once until then.
-    private let exhaustedUntil = Atomic<UInt64>(0)
+    /// Until when (uptime, ns) offers are dropped at once, without building a job: the CPU
+    /// budget is spent, or the machine has too little spare CPU. And whether the mirror is stopped.
+    private let closedUntil = Atomic<UInt64>(0)
+    private let stoppedFlag = Atomic<Bool>(false)
     private let ready = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
@@ -87,11 +131,24 @@ public final class ShadowMirror: Sendable {
     /// it, jobs are dropped (counted) until the next second: on a busy machine the shadow's
     /// cost to clients stays bounded whatever share of requests is mirrored.
     public let cpuShare: Double
+    /// The spare CPU (a share of one CPU: the machine's idle time plus the mirror's own runs,
+    /// over the last ``spareWindow``) below which the mirror pauses, dropping offers (counted)
+    /// until the next measure. 0 turns the check off. Idle scheduling alone does not keep a
+    /// saturated server's clients whole: the gaps it runs in are the moments between one
+    /// request and the next, and a worker that wakes must first take its CPU back.
+    public let minimumSpare: Double
+    private let idleTime: @Sendable () -> Double?
 
-    public init(capacity: Int, cpuShare: Double = 1) {
-        precondition(capacity > 0 && cpuShare > 0 && cpuShare <= 1)
+    /// `idleTime` gives the machine's idle CPU time so far in seconds (all CPUs together); by
+    /// default from `/proc/stat`.
+    public init(capacity: Int, cpuShare: Double = 1, minimumSpare: Double = 0,
+                idleTime: @escaping @Sendable () -> Double? = SystemIdleTime.seconds) {
+        precondition(capacity > 0 && cpuShare > 0 && cpuShare <= 1 && minimumSpare >= 0)
         self.capacity = capacity
+        self.jobs = BoundedQueue(capacity: capacity)
         self.cpuShare = cpuShare
+        self.minimumSpare = minimumSpare
+        self.idleTime = idleTime
     }
 
     /// Starts the mirror thread (once).
@@ -116,39 +173,71 @@ public final class ShadowMirror: Sendable {
             state.stopped = true
             return was
         }
-        guard wasRunning, started.load(ordering: .relaxed) else { return }
-        ready.signal()
-        finished.wait()
+        stoppedFlag.store(true, ordering: .sequentiallyConsistent)
+        if wasRunning, started.load(ordering: .relaxed) {
+            ready.signal()
+            finished.wait()
+        }
+        while jobs.pop() != nil {}
     }
 
     /// Starts a report for `model`'s shadow (a new one each time the shadow is set), or ends it.
     public func configure(model: String, version: Int?, percent: Int) {
         state.withLock { state in
             if let version {
-                state.reports[model] = Report(model: model, version: version, percent: percent)
+                state.entries[model] = Entry(report: Report(model: model, version: version, percent: percent),
+                                             tally: Tally(model: model, version: version))
             } else {
-                state.reports[model] = nil
+                state.entries[model] = nil
             }
         }
     }
 
-    /// Offers a job from the serving path. Never blocks: a full queue, or a spent CPU budget,
-    /// drops it and counts it. Wakes the mirror thread (a system call) only when it sleeps.
-    public func offer(model: String, _ job: Job) {
-        let overBudget = DispatchTime.now().uptimeNanoseconds < exhaustedUntil.load(ordering: .relaxed)
-        let accepted = state.withLock { state -> Bool in
-            guard !state.stopped, state.reports[model]?.version == job.shadow.version else { return false }
-            state.reports[model]?.mirrored += 1
-            guard !overBudget, state.jobs.count - state.head < capacity else {
-                state.reports[model]?.dropped += 1
-                return false
-            }
-            state.jobs.append(job)
-            return true
+    /// The tally of `model`'s shadow on `version`, starting its report if there is none (the
+    /// routing table carries it).
+    public func tally(model: String, version: Int, percent: Int) -> Tally {
+        state.withLock { state in
+            if let entry = state.entries[model], entry.report.version == version { return entry.tally }
+            let entry = Entry(report: Report(model: model, version: version, percent: percent), tally: Tally(model: model, version: version))
+            state.entries[model] = entry
+            return entry.tally
         }
-        if accepted, sleeping.compareExchange(expected: true, desired: false, ordering: .acquiringAndReleasing).exchanged {
+    }
+
+    /// From the serving path, for each request drawn for the shadow: counts it, and says whether
+    /// the mirror takes a job now. Atomics only: when the mirror is paused, over its budget or
+    /// full, the request is counted as dropped and no job is built. A job admitted is then
+    /// queued with ``offer(_:tally:)``.
+    @inline(__always)
+    public func admit(_ tally: Tally) -> Bool {
+        // A stopped mirror (the daemon is shutting down) counts nothing.
+        guard !stoppedFlag.load(ordering: .relaxed) else { return false }
+        tally.mirrored.wrappingAdd(1, ordering: .relaxed)
+        if DispatchTime.now().uptimeNanoseconds < closedUntil.load(ordering: .relaxed) || jobs.count >= capacity {
+            tally.dropped.wrappingAdd(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Queues a job that ``admit(_:)`` let through. Never blocks and takes no lock: the queue
+    /// is lock-free, so a serving thread never waits for the mirror thread, which the kernel runs
+    /// only when a CPU is free (waiting for a lock it held would be a priority inversion on the
+    /// client's path). A full queue drops the job (counted). Wakes the mirror thread (a system
+    /// call) only when it sleeps.
+    public func offer(_ job: Job, tally: Tally) {
+        guard !stoppedFlag.load(ordering: .relaxed), jobs.push(Queued(job: job, tally: tally)) else {
+            tally.dropped.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
+        if sleeping.compareExchange(expected: true, desired: false, ordering: .sequentiallyConsistent).exchanged {
             ready.signal()
         }
+    }
+
+    /// ``admit(_:)`` and ``offer(_:tally:)`` together.
+    public func submit(_ job: Job, tally: Tally) {
+        if admit(tally) { offer(job, tally: tally) }
     }
 
     /// The serving path calls these around each inference request (two atomic operations).
@@ -180,24 +269,27 @@ public final class ShadowMirror: Sendable {
 
     /// The reports, by model.
     public func reports() -> [String: Report] {
-        state.withLock { $0.reports }
-    }
-
-    public var queued: Int {
-        state.withLock { $0.jobs.count - $0.head }
-    }
-
-    private func next() -> Job? {
-        state.withLock { state -> Job? in
-            guard !state.stopped, state.head < state.jobs.count else { return nil }
-            let job = state.jobs[state.head]
-            state.head += 1
-            if state.head >= 64 && state.head * 2 >= state.jobs.count {
-                state.jobs.removeFirst(state.head)
-                state.head = 0
+        state.withLock { state in
+            state.entries.mapValues { entry in
+                var report = entry.report
+                report.mirrored = entry.tally.mirrored.load(ordering: .relaxed)
+                report.dropped = entry.tally.dropped.load(ordering: .relaxed)
+                return report
             }
-            return job
         }
+    }
+
+    public var queued: Int { jobs.count }
+
+    /// Whether `tally` is still its model's current shadow (else its jobs are ignored: the shadow
+    /// changed since they were offered).
+    private func isCurrent(_ tally: Tally) -> Bool {
+        state.withLock { $0.entries[tally.model]?.tally === tally }
+    }
+
+    /// Drops a job the mirror took but will not run (counted against its shadow).
+    private func discard(_ queued: Queued) {
+        queued.tally.dropped.wrappingAdd(1, ordering: .relaxed)
     }
 
     private func run() {
@@ -205,35 +297,57 @@ public final class ShadowMirror: Sendable {
         var windowStart = DispatchTime.now().uptimeNanoseconds
         var spent: UInt64 = 0
         let allowance = UInt64(cpuShare * 1e9)
+        // The spare CPU measure: when it was last taken, the idle time then, and the mirror's run
+        // time since.
+        var measuredAt = windowStart
+        var idleThen = minimumSpare > 0 ? idleTime() : nil
+        var ranSince: UInt64 = 0
         while true {
-            if state.withLock({ $0.stopped }) { return }
-            guard let job = next() else {
+            if stoppedFlag.load(ordering: .sequentiallyConsistent) { return }
+            guard let item = jobs.pop() else {
                 // Announce the sleep, then look again: an offer in between either sees the
-                // announcement (and wakes us) or left a job that this second look finds.
-                sleeping.store(true, ordering: .releasing)
-                if queued > 0 || state.withLock({ $0.stopped }) {
-                    sleeping.store(false, ordering: .releasing)
+                // announcement (and wakes us) or left a job that this second look finds. (A
+                // job claimed but not yet written is counted, and found on the next turn.)
+                sleeping.store(true, ordering: .sequentiallyConsistent)
+                if jobs.count > 0 || stoppedFlag.load(ordering: .sequentiallyConsistent) {
+                    sleeping.store(false, ordering: .sequentiallyConsistent)
                     continue
                 }
-                ready.wait()
+                _ = ready.wait(timeout: .now() + 1)
                 continue
             }
+            guard isCurrent(item.tally) else { continue }
             let now = DispatchTime.now().uptimeNanoseconds
+            if minimumSpare > 0, now - measuredAt >= UInt64(ShadowMirror.spareWindow * 1e9) {
+                let idleNow = idleTime()
+                let elapsed = Double(now - measuredAt) / 1e9
+                let spare = idleNow.flatMap { current in idleThen.map { (current - $0 + Double(ranSince) / 1e9) / elapsed } }
+                (measuredAt, idleThen, ranSince) = (now, idleNow, 0)
+                if let spare, spare < minimumSpare {
+                    // Too busy: offers are dropped on the serving path until the next measure,
+                    // which then covers a window without the mirror.
+                    closedUntil.store(now + UInt64(ShadowMirror.spareWindow * 1e9), ordering: .relaxed)
+                }
+            }
+            if now < closedUntil.load(ordering: .relaxed) {
+                // Paused (or over budget): jobs queued before the pause are dropped too.
+                discard(item)
+                continue
+            }
             if now - windowStart >= 1_000_000_000 {
                 windowStart = now
                 spent = 0
             }
             if spent >= allowance {
                 // Spent: the serving path drops offers itself until the window ends.
-                exhaustedUntil.store(windowStart + 1_000_000_000, ordering: .relaxed)
-                state.withLock { state in
-                    guard state.reports[job.shadow.model]?.version == job.shadow.version else { return }
-                    state.reports[job.shadow.model]?.dropped += 1
-                }
+                closedUntil.store(windowStart + 1_000_000_000, ordering: .relaxed)
+                discard(item)
                 continue
             }
             waitForGap()
-            spent += execute(job)
+            let charged = execute(item)
+            spent += charged
+            ranSince += charged
         }
     }
 
@@ -251,7 +365,8 @@ public final class ShadowMirror: Sendable {
     /// the waits for a free CPU, which are neither the model's cost nor a cost to clients. A
     /// session on ONNX Runtime's shared pool is timed by the wall clock (its work is on the
     /// pool's threads, which are not idle-scheduled).
-    private func execute(_ job: Job) -> UInt64 {
+    private func execute(_ queued: Queued) -> UInt64 {
+        let job = queued.job
         let model = job.shadow.model
         let onThisThread = job.shadow.session.intraOpThreads == 1
         func clock() -> UInt64 { onThisThread ? ShadowMirror.threadCPUTime() : DispatchTime.now().uptimeNanoseconds }
@@ -261,8 +376,8 @@ public final class ShadowMirror: Sendable {
             outputs = try job.shadow.session.run(job.inputs, outputs: job.outputNames)
         } catch {
             state.withLock { state in
-                guard state.reports[model]?.version == job.shadow.version else { return }
-                state.reports[model]?.failed += 1
+                guard state.entries[model]?.tally === queued.tally else { return }
+                state.entries[model]?.report.failed += 1
             }
             return clock() - begin
         }
@@ -272,23 +387,46 @@ public final class ShadowMirror: Sendable {
         let comparison = name.flatMap { ShadowComparison.compare(primary: job.primary[$0]!, shadow: outputs[$0]!) }
         let bucket = ServingStats.bounds.firstIndex { seconds <= $0 }
         state.withLock { state in
-            guard var report = state.reports[model], report.version == job.shadow.version else { return }
-            report.runs += 1
-            report.shadowSeconds += seconds
-            report.primarySeconds += job.primarySeconds
-            if let bucket { report.shadowBuckets[bucket] += 1 }
+            guard var entry = state.entries[model], entry.tally === queued.tally else { return }
+            entry.report.runs += 1
+            entry.report.shadowSeconds += seconds
+            entry.report.primarySeconds += job.primarySeconds
+            if let bucket { entry.report.shadowBuckets[bucket] += 1 }
             if let comparison {
-                report.output = name
-                report.method = comparison.method.rawValue
-                report.comparedRows += comparison.rows
-                report.agreedRows += comparison.agreedRows
-                if let diff = comparison.maxAbsDiff { report.maxAbsDiff = max(report.maxAbsDiff ?? 0, diff) }
+                entry.report.output = name
+                entry.report.method = comparison.method.rawValue
+                entry.report.comparedRows += comparison.rows
+                entry.report.agreedRows += comparison.agreedRows
+                if let diff = comparison.maxAbsDiff { entry.report.maxAbsDiff = max(entry.report.maxAbsDiff ?? 0, diff) }
             } else {
-                report.failed += 1
+                entry.report.failed += 1
             }
-            state.reports[model] = report
+            state.entries[model] = entry
         }
         return charged
+    }
+}
+
+/// The machine's idle CPU time, from the first line of `/proc/stat` (idle and iowait, all CPUs).
+public enum SystemIdleTime {
+    @Sendable public static func seconds() -> Double? {
+        let fd = open("/proc/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        return parse(buffer[0..<count], ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))))
+    }
+
+    /// `cpu  user nice system idle iowait ...`: idle + iowait, in seconds.
+    static func parse(_ bytes: ArraySlice<UInt8>, ticksPerSecond: Double) -> Double? {
+        let line = bytes.prefix { $0 != UInt8(ascii: "\n") }
+        let fields = line.split(separator: UInt8(ascii: " "))
+        guard fields.count >= 6, fields[0].elementsEqual("cpu".utf8), ticksPerSecond > 0,
+              let idle = UInt64(String(decoding: fields[4], as: UTF8.self)),
+              let iowait = UInt64(String(decoding: fields[5], as: UTF8.self)) else { return nil }
+        return Double(idle + iowait) / ticksPerSecond
     }
 }
 
