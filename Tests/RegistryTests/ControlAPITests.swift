@@ -41,6 +41,32 @@ struct ControlAPITests {
         #expect(manual[0].draft.before == "1" && manual[0].draft.after == "2")
     }
 
+    @Test("a version's updated_at in the listing follows its state changes, as the catalog stamped them")
+    func updatedAt() throws {
+        let registry = try twoVersions()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        func listed(_ version: Int) throws -> (state: String?, updatedAt: Double?) {
+            let (_, model) = try client.json("GET", "/v1/models/digits")
+            let row = (model["versions"] as? [[String: Any]])?.first { $0["version"] as? Int == version }
+            return (row?["state"] as? String, row?["updated_at"] as? Double)
+        }
+        func stored(_ version: Int) throws -> Double? { try registry.daemon!.catalog.version(model: "digits", version: version)?.updatedAt }
+        let before = try listed(2)
+        let storedBefore = try stored(2)
+        #expect(before.state == "ready" && before.updatedAt != nil && before.updatedAt == storedBefore)
+        Thread.sleep(forTimeInterval: 0.02)
+        #expect(try client.json("POST", "/v1/models/digits/promote", #"{"version": 2}"#).0 == 200)
+        let promoted = try listed(2)
+        let storedPromoted = try stored(2)
+        #expect(promoted.state == "live")
+        #expect(promoted.updatedAt == storedPromoted, "the listing shows another updated_at than the catalog row")
+        #expect((promoted.updatedAt ?? 0) > (before.updatedAt ?? .infinity), "updated_at did not move with the promotion")
+        // Version 1 left production in the same command: its row moved too.
+        let former = try listed(1)
+        let storedFormer = try stored(1)
+        #expect(former.state == "ready" && former.updatedAt == storedFormer && (former.updatedAt ?? 0) >= (promoted.updatedAt ?? .infinity))
+    }
+
     @Test("promote refuses: unknown model 404, unknown version 404, not ready 409, incompatible inputs 409 unless forced (recorded), bad body 400")
     func promoteErrors() throws {
         let registry = try twoVersions()

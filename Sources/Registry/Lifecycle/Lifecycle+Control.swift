@@ -255,6 +255,7 @@ extension Lifecycle {
         for change in states {
             records[Key(model: model, version: change.version)]?.state = change.state
             records[Key(model: model, version: change.version)]?.reason = change.reason
+            refreshUpdatedAt(Key(model: model, version: change.version))
         }
     }
 

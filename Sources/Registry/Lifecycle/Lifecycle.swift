@@ -699,6 +699,15 @@ public final class Lifecycle: @unchecked Sendable {
                              event: EventDraft(action: action, model: key.model, version: key.version, before: before?.rawValue, after: state.rawValue, reason: reason))
         records[key]?.state = state
         records[key]?.reason = reason
+        refreshUpdatedAt(key)
+    }
+
+    /// Copies a version's `updated_at` from the catalog row just written (the catalog's clock
+    /// stamped it), so that the model listing shows when its state last changed.
+    func refreshUpdatedAt(_ key: Key) {
+        if let row = try? catalog.version(model: key.model, version: key.version) {
+            records[key]?.updatedAt = row.updatedAt
+        }
     }
 
     // MARK: Memory budget
