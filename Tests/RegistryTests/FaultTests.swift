@@ -358,6 +358,35 @@ struct StartupArrivalTests {
     }
 }
 
+@Suite("Faults: SIGTERM during a long model load", .serialized)
+struct StopDuringLoadTests {
+    @Test("SIGTERM while a version loads for a minute: the daemon exits 0 after waiting 10 s for it, and the next start admits the version")
+    func stopDuringLoad() throws {
+        let setup = try CrashPointTests.Setup()
+        // Every load takes 60 s: none at startup (the directory is empty), then version 1's.
+        let process = try setup.launch(killAt: nil, loadDelay: 60)
+        try dropAtomically(root: setup.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx", variant: 1))
+        #expect(waitFor(timeout: 30) { setup.state(1) == "loading" })
+        let signalled = Date()
+        // Before this change the stop waited for the load: 60 s.
+        #expect(terminate(process, timeout: 40), "the daemon still runs 40 s after SIGTERM, waiting for the load")
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        #expect(Date().timeIntervalSince(signalled) >= 9, "it did not wait for the load at all")
+        let log = CrashPointTests.text(setup.log)
+        #expect(log.contains("stopping without waiting for a model load still running") && log.contains("digits@1"), "\(log.suffix(2000))")
+        #expect(setup.state(1) == "loading", "the interrupted load is recorded as such")
+        let chain = try CrashPointTests.recorded(setup)
+        #expect(!chain.events.isEmpty)
+
+        // Restarted without the delay: version 1 is admitted again and serves.
+        let again = try setup.launch(killAt: nil)
+        defer { #expect(terminate(again, timeout: 15) && again.terminationStatus == 0) }
+        #expect(waitFor(timeout: 30) { setup.state(1) == "live" }, "version 1 is \(String(describing: setup.state(1)))")
+        let response = try HTTPTestClient(unixPath: setup.socket).send("POST", "/v2/models/digits/infer", body: Array(digitsBody(try digitsRow(0).0).utf8))
+        #expect(response.status == 200 && servedVersion(of: response) == 1, "\(String(decoding: response.body, as: UTF8.self))")
+    }
+}
+
 /// Many clients connect and then say nothing.
 @Suite("Faults: 10,000 idle connections", .serialized)
 struct IdleConnectionTests {

@@ -152,7 +152,12 @@ public final class Lifecycle: @unchecked Sendable {
 
     /// Stops watching and rescanning; waits for a load in progress to finish. Loaded versions
     /// keep serving until the process ends.
-    public func stop() {
+    ///
+    /// A model load in progress (ONNX Runtime cannot cancel one) is waited for at most
+    /// `loadDeadline` seconds: past that, shutdown goes on without it. The version stays
+    /// `loading` in the catalog, which the next start admits again from the start; the load's
+    /// late result, if the process still runs, is ignored.
+    public func stop(loadDeadline: Double = 10) {
         watcher?.stop()
         mirror.stop()
         queue.sync {
@@ -164,7 +169,13 @@ public final class Lifecycle: @unchecked Sendable {
             statsTimer?.cancel()
             statsTimer = nil
         }
-        loaderQueue.sync {}
+        let drained = DispatchSemaphore(value: 0)
+        loaderQueue.async { drained.signal() }
+        if drained.wait(timeout: .now() + max(loadDeadline, 0)) == .timedOut {
+            let loading = queue.sync { inFlight.map { "\($0.model)@\($0.version)" }.sorted().joined(separator: ",") }
+            log.warning("stopping without waiting for a model load still running; the version is admitted again at the next start",
+                        ["waited_seconds": loadDeadline, "in_flight": loading])
+        }
         queue.sync {}
         flushStats()
     }
@@ -497,7 +508,10 @@ public final class Lifecycle: @unchecked Sendable {
             let identity = ModelDirectory.identity(of: observation.path)
             let stillWriting = identity == nil || identity!.size != observation.size || identity!.mtime != observation.mtime
                 || (try? verdict.get().size).map { $0 != observation.size } == true
-            queue.async { [self] in verified(key, record, observation, verdict, stillWriting: stillWriting) }
+            queue.async { [self] in
+                guard !stopped else { return }  // shut down meanwhile: the next start admits it
+                verified(key, record, observation, verdict, stillWriting: stillWriting)
+            }
         }
     }
 
@@ -559,6 +573,7 @@ public final class Lifecycle: @unchecked Sendable {
             let residentAfter = MemoryBudget.residentBytes()
             let measured: Int64? = twin != nil ? 0 : residentBefore.flatMap { before in residentAfter.map { max($0 - before, 0) } }
             queue.async { [self] in
+                guard !stopped else { return }  // shut down meanwhile: the next start admits it
                 switch outcome {
                 case .failure(let error):
                     finishFailed(key, loaded, ArtifactVerifier.Failure(state: .failed, reason: error.message))
