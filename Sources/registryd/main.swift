@@ -13,7 +13,9 @@ USAGE: registryd [--config DIR] [options]
 
 SIGNALS:
   SIGTERM, SIGINT       Stop: refuse new connections, finish requests in flight (10 s at most),
-                        flush statistics, close the catalog, exit 0.
+                        wait for a model load in progress (10 s at most; an unfinished one is
+                        admitted again at the next start), flush statistics, close the
+                        catalog, exit 0.
   SIGHUP                Re-read the configuration. A bad edit is refused with the reason in the
                         log, and the configuration in force stays.
 

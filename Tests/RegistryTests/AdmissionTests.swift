@@ -95,6 +95,36 @@ struct AdmissionTests {
         #expect(quarantine.first?.draft.reason.contains("immutable") == true)
     }
 
+    @Test("changed bytes under a loaded version that is not production: quarantined and unloaded (a pinned request says why); production serves on")
+    func changedBytesUnderReadyVersion() throws {
+        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
+        try registry.makeModelDirectory("digits")
+        try registry.start()
+        let original = modelBytes("digits_logreg.onnx")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: original)
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
+        #expect(registry.waitForState("digits", 2, [.ready]) != nil)
+        #expect(registry.record("digits", 1)?.state == .live)
+        let staged = "\(registry.root)/digits/.new-model.onnx"
+        try modelBytes("digits_mlp.onnx", variant: 7).write(to: URL(fileURLWithPath: staged))
+        #expect(rename(staged, "\(registry.root)/digits/2/model.onnx") == 0)
+        #expect(registry.waitForState("digits", 2, [.quarantined]) != nil, "a ready version with changed bytes stayed \(String(describing: registry.record("digits", 2)?.state))")
+        #expect(registry.record("digits", 2)?.reason.contains("unloaded") == true, "\(registry.record("digits", 2)?.reason ?? "")")
+        #expect(registry.daemon!.router.current.models["digits"]?.versions[2] == nil, "the changed version is still loaded")
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        let pinned = try client.send("POST", "/v2/models/digits/versions/2/infer", body: Array(digitsBody(try digitsRow().0).utf8))
+        #expect(pinned.status == 503 && String(decoding: pinned.body, as: UTF8.self).contains("quarantined"), "\(String(decoding: pinned.body, as: UTF8.self))")
+        // It cannot be promoted; production (untouched) serves.
+        #expect(try client.json("POST", "/v1/models/digits/promote", #"{"version": 2}"#).0 == 409)
+        let served = try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(try digitsRow().0).utf8))
+        #expect(served.status == 200 && servedVersion(of: served) == 1)
+        #expect(registry.record("digits", 1)?.state == .live && registry.record("digits", 1)?.sha256 == SHA256.hex(of: original))
+        let events = try registry.daemon!.catalog.events(model: "digits", actions: ["quarantine"])
+        // Two events, as for any quarantine of a known version: the bytes found, then the state change.
+        #expect(events.allSatisfy { $0.draft.version == 2 } && events.count == 2, "\(events.map(\.draft))")
+        #expect(events.contains { $0.draft.before == "ready" && $0.draft.after == "quarantined" })
+    }
+
     @Test("truncated, non-ONNX, wrong-hash and badly signed artifacts end failed or quarantined with the cause, and the daemon keeps running")
     func badArtifacts() throws {
         let keys = try Ed25519.generateKeyPair()

@@ -51,20 +51,23 @@ struct ControlAPITests {
             return (row?["state"] as? String, row?["updated_at"] as? Double)
         }
         func stored(_ version: Int) throws -> Double? { try registry.daemon!.catalog.version(model: "digits", version: version)?.updatedAt }
+        func same(_ a: Double?, _ b: Double?) -> Bool { a != nil && b != nil && abs(a! - b!) < 1e-6 }
+        // Nothing in flight (a settle recheck re-stamps a row it looks at).
+        #expect(registry.daemon!.lifecycle.waitUntilIdle())
         let before = try listed(2)
         let storedBefore = try stored(2)
-        #expect(before.state == "ready" && before.updatedAt != nil && before.updatedAt == storedBefore)
+        #expect(before.state == "ready" && same(before.updatedAt, storedBefore), "listed \(String(describing: before.updatedAt)), stored \(String(describing: storedBefore))")
         Thread.sleep(forTimeInterval: 0.02)
         #expect(try client.json("POST", "/v1/models/digits/promote", #"{"version": 2}"#).0 == 200)
         let promoted = try listed(2)
         let storedPromoted = try stored(2)
         #expect(promoted.state == "live")
-        #expect(promoted.updatedAt == storedPromoted, "the listing shows another updated_at than the catalog row")
+        #expect(same(promoted.updatedAt, storedPromoted), "the listing shows another updated_at than the catalog row")
         #expect((promoted.updatedAt ?? 0) > (before.updatedAt ?? .infinity), "updated_at did not move with the promotion")
         // Version 1 left production in the same command: its row moved too.
         let former = try listed(1)
         let storedFormer = try stored(1)
-        #expect(former.state == "ready" && former.updatedAt == storedFormer && (former.updatedAt ?? 0) >= (promoted.updatedAt ?? .infinity))
+        #expect(former.state == "ready" && same(former.updatedAt, storedFormer) && same(former.updatedAt, promoted.updatedAt))
     }
 
     @Test("promote refuses: unknown model 404, unknown version 404, not ready 409, incompatible inputs 409 unless forced (recorded), bad body 400")

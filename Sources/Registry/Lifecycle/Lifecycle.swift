@@ -471,12 +471,29 @@ public final class Lifecycle: @unchecked Sendable {
             try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: observation.path, reason: reason)
             log.error("changed bytes under a known version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
         }
-        // A version that is not in memory can no longer be loaded from its file.
+        let production = aliases[key.model]?["production"] == key.version
         if loaded[key] == nil && record.state != .quarantined {
+            // A version that is not in memory can no longer be loaded from its file.
             updated.state = .quarantined
             updated.reason = reason
             updated.updatedAt = now
             try catalog.save(updated, event: EventDraft(action: "quarantine", model: key.model, version: key.version, before: record.state.rawValue, after: "quarantined", reason: reason))
+        } else if loaded[key] != nil && !production {
+            // As `verify` does: any version but production is unloaded. What is on disk is no
+            // longer what was admitted, so it could not be loaded again (a restart, a reload
+            // after retention), and a promotion must not make it production; nothing needs it
+            // to keep answering. (A split falls back to production, a rollout rolls back, a
+            // shadow stops, each saying why.) Production keeps serving the admitted bytes.
+            let unloaded = "version \(key.version) of '\(key.model)' is immutable: new bytes \(digest.hex) differ from the recorded \(record.sha256 ?? "?"); unloaded (a version's bytes cannot change: publish new bytes as a new version)"
+            loaded[key] = nil
+            updated.state = .quarantined
+            updated.reason = unloaded
+            updated.updatedAt = now
+            try catalog.save(updated, event: EventDraft(action: "quarantine", model: key.model, version: key.version, before: record.state.rawValue, after: "quarantined", reason: unloaded))
+            log.error("changed bytes under a loaded version that is not production; unloaded", ["model.name": key.model, "model.version": key.version])
+            records[key] = updated
+            publish()
+            return nil
         } else {
             updated.updatedAt = now
             try catalog.save(updated, event: nil)
