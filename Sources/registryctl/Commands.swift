@@ -370,7 +370,7 @@ func makeRoot() -> Command {
 
     let shadow = Command(
         "shadow", abstract: "Mirror a share of MODEL's requests to VERSION, off the client's path; show or end the shadow.",
-        discussion: "'registryctl shadow digits 4 --percent 20' mirrors 20% of the requests routed to digits (pinned requests\nare never mirrored) to version 4. The client's answer never waits for the shadow: mirrored requests wait in\na bounded queue and are dropped, and counted, when it is full. 'registryctl shadow digits' shows the\nagreement with the served answers (top-1 for classifiers, max abs difference otherwise) and the latencies.",
+        discussion: "'registryctl shadow digits 4 --percent 20' mirrors 20% of the requests routed to digits (pinned requests\nare never mirrored) to version 4. The client's answer never waits for the shadow: mirrored requests wait in\na bounded queue and are dropped, and counted, when it is full, past the shadow's CPU budget, or while the\nmachine has little spare CPU. 'registryctl shadow digits' shows the agreement\nwith the served answers (top-1 for classifiers, max abs difference otherwise) and the latencies.",
         arguments: [ArgumentSpec(name: "model", help: "The model's name."), ArgumentSpec(name: "version", help: "The shadow version (omit to show the shadow).", optional: true)],
         options: [OptionSpec(long: "percent", value: "p", help: "Share of routed requests mirrored, 1-100 (default: 10)."),
                   OptionSpec(long: "off", help: "Stop mirroring."), reasonOption]
