@@ -249,6 +249,48 @@ struct ShadowTests {
         #expect(mirror.queued == 0 && mirror.reports()["digits"]?.mirrored == 0)
     }
 
+    @Test("a command that fails (the catalog cannot be written) leaves the shadow in force with its report, counts and all")
+    func failedCommandKeepsReport() throws {
+        let registry = try registry()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        let row = try testSplit().features[0]
+        #expect(try client.json("PUT", "/v1/models/digits/shadow", #"{"version": 2, "percent": 100}"#).0 == 200)
+        for _ in 0..<20 { #expect(try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(row).utf8)).status == 200) }
+        let mirror = registry.daemon!.lifecycle.mirror
+        #expect(registry.wait { mirror.reports()["digits"]?.comparedRows == 20 } != nil)
+        // Every write now fails, as on a broken disk: the command is undone.
+        registry.daemon!.catalog.close()
+        let (status, refused) = try client.json("PUT", "/v1/models/digits/shadow", #"{"version": 2, "percent": 50}"#)
+        #expect(status >= 500 && (refused["error"] as? String ?? "").contains("catalog"), "\(status) \(refused)")
+        let (ended, _) = try client.json("DELETE", "/v1/models/digits/shadow")
+        #expect(ended >= 500)
+        var report = try #require(mirror.reports()["digits"])
+        #expect(report.percent == 100 && report.mirrored == 20 && report.comparedRows == 20, "the undone command reset the report: \(report)")
+        // The routing table in force counts into the same report.
+        for _ in 0..<10 { #expect(try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(row).utf8)).status == 200) }
+        #expect(registry.wait { mirror.reports()["digits"]?.comparedRows == 30 } != nil, "\(String(describing: mirror.reports()["digits"]))")
+        report = try #require(mirror.reports()["digits"])
+        #expect(report.mirrored == 30 && report.dropped == 0)
+    }
+
+    @Test("a shadow restored at start whose version cannot load still has its report: the listing shows it, --off ends it")
+    func restoredShadowNotLoaded() throws {
+        let registry = try registry()
+        var client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        #expect(try client.json("PUT", "/v1/models/digits/shadow", #"{"version": 2, "percent": 30}"#).0 == 200)
+        registry.stop()
+        try FileManager.default.removeItem(atPath: "\(registry.root)/digits/2")
+        try registry.start()
+        client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        #expect(registry.record("digits", 2)?.state == .missing)
+        let (status, shown) = try client.json("GET", "/v1/models/digits/shadow")
+        #expect(status == 200 && shown["version"] as? Int == 2 && shown["percent"] as? Int == 30 && shown["mirrored"] as? Int == 0, "\(status) \(shown)")
+        #expect(registry.daemon!.router.current.models["digits"]?.shadow == nil, "a shadow that is not loaded must not be routed to")
+        #expect(try client.send("POST", "/v2/models/digits/infer", body: Array(digitsBody(try testSplit().features[0]).utf8)).status == 200)
+        #expect(try client.json("DELETE", "/v1/models/digits/shadow").0 == 200)
+        #expect(try client.json("GET", "/v1/models/digits/shadow").0 == 404)
+    }
+
     @Test("refusals name the problem; the shadow is recorded, survives a restart, and ends with --off or the version's promotion")
     func control() throws {
         let registry = try registry()
@@ -313,10 +355,22 @@ struct BoundedQueueTests {
         #expect(queue.count == 0)
     }
 
-    @Test("four producers and one consumer on real threads: nothing lost, nothing twice, each producer's order kept")
-    func concurrent() {
-        let queue = BoundedQueue<Int>(capacity: 64)
-        let producers = 4, perProducer = 50_000
+    @Test("a queue of one: a second push is refused until the first is taken (one slot cannot tell full from empty: the ring has two)")
+    func capacityOne() {
+        let queue = BoundedQueue<Int>(capacity: 1)
+        #expect(queue.push(1))
+        #expect(!queue.push(2) && queue.count == 1)
+        #expect(queue.pop() == 1 && queue.pop() == nil)
+        for i in 0..<100 {
+            #expect(queue.push(i) && !queue.push(-1))
+            #expect(queue.hasReady && queue.pop() == i && !queue.hasReady)
+        }
+    }
+
+    @Test("four producers and one consumer on real threads, at capacity 64 and 1: nothing lost, nothing twice, each producer's order kept", arguments: [64, 1])
+    func concurrent(capacity: Int) {
+        let queue = BoundedQueue<Int>(capacity: capacity)
+        let producers = 4, perProducer = capacity == 1 ? 5_000 : 50_000
         let refused = Atomic<Int>(0)
         let group = DispatchGroup()
         for p in 0..<producers {

@@ -798,12 +798,13 @@ public final class Lifecycle: @unchecked Sendable {
             table.models[model]?.arms = zip(arms, versions).map { RoutingTable.Arm(version: $1, upperBucket: $0.upperBucket) }
         }
         for (model, shadow) in shadows {
+            // The report exists while the shadow is in force, loaded or not (the listing shows it).
+            let tally = mirror.tally(model: model, version: shadow.version, percent: shadow.percent)
             guard let version = loaded[Key(model: model, version: shadow.version)] else {
                 log.warning("shadow not applied: its version is not loaded", ["model.name": model, "model.version": shadow.version])
                 continue
             }
-            table.models[model]?.shadow = RoutingTable.Shadow(version: version, percent: shadow.percent,
-                                                              tally: mirror.tally(model: model, version: shadow.version, percent: shadow.percent))
+            table.models[model]?.shadow = RoutingTable.Shadow(version: version, percent: shadow.percent, tally: tally)
         }
         router.publish(table)
         stats.retainOnly(loaded: loaded.keys.map { ($0.model, $0.version) })
@@ -862,6 +863,7 @@ public final class Lifecycle: @unchecked Sendable {
     /// injection points (``FaultInjection``).
     func atomically<T>(_ command: String, _ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
         let saved = (records, loaded, aliases, splits, shadows, productionHistory, rollouts, rolloutSeen)
+        let savedReports = groupDepth == 0 ? mirror.saveReports() : nil
         groupDepth += 1
         let result: Result<T, RegistryError>
         do throws(RegistryError) {
@@ -874,9 +876,10 @@ public final class Lifecycle: @unchecked Sendable {
         if case .failure = result {
             let shadowsNow = shadows
             (records, loaded, aliases, splits, shadows, productionHistory, rollouts, rolloutSeen) = saved
-            for model in Set(shadowsNow.keys).union(shadows.keys) where shadowsNow[model] != shadows[model] {
-                mirror.configure(model: model, version: shadows[model]?.version, percent: shadows[model]?.percent ?? 0)
-            }
+            // The shadows the command changed get their reports back, counts and all (the table
+            // still in force, never republished with the command's, carries their tallies).
+            let changed = Set(Set(shadowsNow.keys).union(shadows.keys).filter { shadowsNow[$0] != shadows[$0] })
+            if let savedReports { mirror.restoreReports(savedReports, models: changed) }
         } else {
             FaultInjection.point("\(command).after-commit")
         }

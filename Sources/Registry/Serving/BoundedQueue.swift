@@ -10,7 +10,12 @@ import Synchronization
 /// waits for the consumer. (A producer preempted between claiming a slot and filling it delays
 /// only the consumer, which then finds the slot not yet ready.)
 final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
+    /// The most elements queued at once (a push past it is refused).
     let capacity: Int
+    /// Slots in the ring: `capacity`, but at least 2. With one slot, "readable" (sequence
+    /// position + 1) would read as "writable" for the next position, and a second push would
+    /// overwrite the first; the logical bound is then kept by `push` itself.
+    private let slotCount: Int
     /// Per slot: the position at which it may next be written (== position) or read
     /// (== position + 1). The slots' contents are guarded by these numbers (hence `@unchecked`).
     private let sequences: UnsafeMutablePointer<Atomic<Int>>
@@ -21,18 +26,19 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     init(capacity: Int) {
         precondition(capacity > 0)
         self.capacity = capacity
-        sequences = .allocate(capacity: capacity)
-        slots = .allocate(capacity: capacity)
-        for i in 0..<capacity {
+        slotCount = max(capacity, 2)
+        sequences = .allocate(capacity: slotCount)
+        slots = .allocate(capacity: slotCount)
+        for i in 0..<slotCount {
             (sequences + i).initialize(to: Atomic(i))
             (slots + i).initialize(to: nil)
         }
     }
 
     deinit {
-        (sequences).deinitialize(count: capacity)
+        sequences.deinitialize(count: slotCount)
         sequences.deallocate()
-        slots.deinitialize(count: capacity)
+        slots.deinitialize(count: slotCount)
         slots.deallocate()
     }
 
@@ -40,9 +46,12 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     func push(_ element: Element) -> Bool {
         var position = enqueuePosition.load(ordering: .relaxed)
         while true {
-            let index = position % capacity
+            let index = position % slotCount
             let difference = sequences[index].load(ordering: .acquiring) - position
             if difference == 0 {
+                // The logical bound (below the ring's size only when capacity is 1). The
+                // dequeue position only grows, so a stale read refuses early, never late.
+                if position - dequeuePosition.load(ordering: .acquiring) >= capacity { return false }
                 let (exchanged, current) = enqueuePosition.compareExchange(expected: position, desired: position + 1,
                                                                            ordering: .sequentiallyConsistent)
                 if exchanged { break }
@@ -53,7 +62,7 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
                 position = enqueuePosition.load(ordering: .relaxed)
             }
         }
-        let index = position % capacity
+        let index = position % slotCount
         slots[index] = element
         sequences[index].store(position + 1, ordering: .sequentiallyConsistent)
         return true
@@ -63,7 +72,7 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     func pop() -> Element? {
         var position = dequeuePosition.load(ordering: .relaxed)
         while true {
-            let index = position % capacity
+            let index = position % slotCount
             let difference = sequences[index].load(ordering: .acquiring) - (position + 1)
             if difference == 0 {
                 let (exchanged, current) = dequeuePosition.compareExchange(expected: position, desired: position + 1,
@@ -76,10 +85,17 @@ final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
                 position = dequeuePosition.load(ordering: .relaxed)
             }
         }
-        let index = position % capacity
+        let index = position % slotCount
         let element = slots[index].take()
-        sequences[index].store(position + capacity, ordering: .releasing)
+        sequences[index].store(position + slotCount, ordering: .releasing)
         return element
+    }
+
+    /// Whether the oldest element is written and can be taken now (a producer that claimed its
+    /// slot but has not filled it yet makes this false, where `count` already counts it).
+    var hasReady: Bool {
+        let position = dequeuePosition.load(ordering: .sequentiallyConsistent)
+        return sequences[position % slotCount].load(ordering: .sequentiallyConsistent) == position + 1
     }
 
     /// Elements queued or being written now (exact when nothing is in flight).

@@ -88,7 +88,7 @@ public final class ShadowMirror: Sendable {
         }
     }
 
-    private struct Entry: Sendable {
+    fileprivate struct Entry: Sendable {
         var report: Report
         var tally: Tally
     }
@@ -108,8 +108,10 @@ public final class ShadowMirror: Sendable {
     public static let maximumDeferral = 0.05
     /// How often the machine's spare CPU is measured while the mirror runs (seconds).
     public static let spareWindow = 0.25
-    /// The reports; the serving path never takes this lock (the mirror thread, idle-scheduled,
-    /// does: see ``offer(_:tally:)``).
+    /// The reports; the inference path never takes this lock (the mirror thread, idle-scheduled,
+    /// does: see ``offer(_:tally:)``). Readers of the reports (`/metrics`, the model listing)
+    /// do, and can wait for the mirror thread if it was preempted holding it: only while the
+    /// mirror runs, which is only while the machine has spare CPU, so briefly.
     private let state = Mutex(State())
     private let jobs: BoundedQueue<Queued>
     /// Inference requests being handled now, and whether the mirror thread waits for none.
@@ -193,6 +195,23 @@ public final class ShadowMirror: Sendable {
         }
     }
 
+    /// The reports as they are, for a command that may change a shadow and then be undone.
+    public struct SavedReports: Sendable {
+        fileprivate let entries: [String: Entry]
+    }
+
+    public func saveReports() -> SavedReports {
+        state.withLock { SavedReports(entries: $0.entries) }
+    }
+
+    /// Puts back `models`' reports as saved (their counts and tallies): an undone command leaves
+    /// the shadow in force with its report, not a fresh one.
+    public func restoreReports(_ saved: SavedReports, models: Set<String>) {
+        state.withLock { state in
+            for model in models { state.entries[model] = saved.entries[model] }
+        }
+    }
+
     /// The tally of `model`'s shadow on `version`, starting its report if there is none (the
     /// routing table carries it).
     public func tally(model: String, version: Int, percent: Int) -> Tally {
@@ -248,8 +267,10 @@ public final class ShadowMirror: Sendable {
 
     @inline(__always)
     public func servingEnded() {
-        if serving.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0,
-           waitingForGap.load(ordering: .acquiring),
+        // Sequentially consistent on both sides (a Dekker pattern with `waitForGap`): either this
+        // load sees the mirror's announcement, or the mirror's load sees this decrement.
+        if serving.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0,
+           waitingForGap.load(ordering: .sequentiallyConsistent),
            waitingForGap.compareExchange(expected: true, desired: false, ordering: .acquiringAndReleasing).exchanged {
             gap.signal()
         }
@@ -259,9 +280,9 @@ public final class ShadowMirror: Sendable {
     private func waitForGap() {
         let deadline = DispatchTime.now() + ShadowMirror.maximumDeferral
         while serving.load(ordering: .acquiring) > 0 {
-            waitingForGap.store(true, ordering: .releasing)
+            waitingForGap.store(true, ordering: .sequentiallyConsistent)
             // Re-checked after announcing the wait: a request that ended in between signalled.
-            if serving.load(ordering: .acquiring) == 0 { break }
+            if serving.load(ordering: .sequentiallyConsistent) == 0 { break }
             if gap.wait(timeout: deadline) == .timedOut { break }
         }
         waitingForGap.store(false, ordering: .releasing)
@@ -287,6 +308,12 @@ public final class ShadowMirror: Sendable {
         state.withLock { $0.entries[tally.model]?.tally === tally }
     }
 
+    /// Drops offers until `deadline` (uptime, ns), or later if already so. Only the mirror
+    /// thread writes `closedUntil`, so a load and a store suffice.
+    private func close(until deadline: UInt64) {
+        closedUntil.store(max(closedUntil.load(ordering: .relaxed), deadline), ordering: .relaxed)
+    }
+
     /// Drops a job the mirror took but will not run (counted against its shadow).
     private func discard(_ queued: Queued) {
         queued.tally.dropped.wrappingAdd(1, ordering: .relaxed)
@@ -307,9 +334,10 @@ public final class ShadowMirror: Sendable {
             guard let item = jobs.pop() else {
                 // Announce the sleep, then look again: an offer in between either sees the
                 // announcement (and wakes us) or left a job that this second look finds. (A
-                // job claimed but not yet written is counted, and found on the next turn.)
+                // producer fills its slot before it looks at `sleeping`: a job claimed but not
+                // yet written is not waited for here, its producer wakes us.)
                 sleeping.store(true, ordering: .sequentiallyConsistent)
-                if jobs.count > 0 || stoppedFlag.load(ordering: .sequentiallyConsistent) {
+                if jobs.hasReady || stoppedFlag.load(ordering: .sequentiallyConsistent) {
                     sleeping.store(false, ordering: .sequentiallyConsistent)
                     continue
                 }
@@ -326,7 +354,7 @@ public final class ShadowMirror: Sendable {
                 if let spare, spare < minimumSpare {
                     // Too busy: offers are dropped on the serving path until the next measure,
                     // which then covers a window without the mirror.
-                    closedUntil.store(now + UInt64(ShadowMirror.spareWindow * 1e9), ordering: .relaxed)
+                    close(until: now + UInt64(ShadowMirror.spareWindow * 1e9))
                 }
             }
             if now < closedUntil.load(ordering: .relaxed) {
@@ -340,7 +368,7 @@ public final class ShadowMirror: Sendable {
             }
             if spent >= allowance {
                 // Spent: the serving path drops offers itself until the window ends.
-                closedUntil.store(windowStart + 1_000_000_000, ordering: .relaxed)
+                close(until: windowStart + 1_000_000_000)
                 discard(item)
                 continue
             }
