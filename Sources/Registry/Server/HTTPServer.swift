@@ -333,8 +333,8 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    /// Accepts every connection waiting on `listener`; `draining` (at stop) admits them although
-    /// the server is stopping, so that they are served instead of reset.
+    /// Accepts every connection waiting on `listener`; `draining` (at stop) is the stop's own
+    /// last pass, after which the listener is not armed again.
     private func acceptAll(_ listener: Listener, draining: Bool = false) {
         // Re-armed only while it is still a listener (a deleted socket's listener is replaced).
         defer { if !draining && lock.withLock({ !stopping && listeners[listener.fd] != nil }) { arm(listener.fd) } }
@@ -363,8 +363,13 @@ public final class HTTPServer: @unchecked Sendable {
                 peer.address = Socket.peerAddress(fd)
             }
             let now = Date().timeIntervalSince1970
+            // A connection taken from the backlog is served even if the stop began meanwhile:
+            // the stop's own drain (`draining`) admits the same backlog, and a worker that was
+            // already in this loop when the stop began must not answer it 503 (the client
+            // connected before the socket went away). Past the listener's close nothing more
+            // is accepted.
             let admitted: Bool = lock.withLock {
-                guard connections.count < configuration.maxConnections, draining || !stopping else { return false }
+                guard connections.count < configuration.maxConnections else { return false }
                 let connection = Connection(fd: fd, peer: peer, limits: configuration.limits, now: now)
                 connection.armed = true
                 connections[fd] = connection
