@@ -150,8 +150,8 @@ public final class Lifecycle: @unchecked Sendable {
         }
     }
 
-    /// Stops watching and rescanning; waits for a load in progress to finish. Loaded versions
-    /// keep serving until the process ends.
+    /// Stops watching and rescanning, then flushes the statistics. Loaded versions keep serving
+    /// until the process ends.
     ///
     /// A model load in progress (ONNX Runtime cannot cancel one) is waited for at most
     /// `loadDeadline` seconds: past that, shutdown goes on without it. The version stays
