@@ -62,6 +62,17 @@ struct ShadowTests {
                 (object["logreg_predictions"] as! [NSNumber]).map(\.int64Value))
     }
 
+    /// One mirrored request as the serving path builds it: the first test row, answered by
+    /// version 1 (the primary), for version 2 (the shadow).
+    func mirrorJob(_ registry: TestRegistry) throws -> ShadowMirror.Job {
+        let routes = try #require(registry.daemon!.router.current.models["digits"])
+        let shadow = try #require(routes.versions[2])
+        let primary = try #require(routes.versions[1])
+        let inputs = ["input": try Tensor(shape: [1, 64], scalars: try testSplit().features[0])]
+        return ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: try primary.session.run(inputs),
+                                primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
+    }
+
     @Test("mirroring every request leaves each answer byte for byte unchanged, and the agreement is exactly the test split's")
     func agreement() throws {
         let registry = try registry()
@@ -130,18 +141,12 @@ struct ShadowTests {
     @Test("the CPU budget: past its share of a second the mirror drops jobs (counted) instead of running them")
     func cpuBudget() throws {
         let registry = try registry()
-        let routes = try #require(registry.daemon!.router.current.models["digits"])
-        let shadow = try #require(routes.versions[2])
-        let primary = try #require(routes.versions[1])
-        let inputs = ["input": try Tensor(shape: [1, 64], scalars: try testSplit().features[0])]
-        let outputs = try primary.session.run(inputs)
+        let job = try mirrorJob(registry)
         // A budget of 0.2% of a CPU is 2 ms of CPU a second; 2,000 runs of the MLP take far
         // more. (Small on purpose: the mirror thread is idle-scheduled, so on a machine busy with
         // other work it gets little CPU, and must still spend its budget within a second.)
         let mirror = ShadowMirror(capacity: 4096, cpuShare: 0.002)
         let tally = mirror.tally(model: "digits", version: 2, percent: 100)
-        let job = ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: outputs,
-                                   primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
         for _ in 0..<2000 { mirror.submit(job, tally: tally) }
         let began = Date()
         mirror.start()
@@ -167,16 +172,10 @@ struct ShadowTests {
     @Test("with too little spare CPU the mirror pauses: offers are dropped (counted) until the machine is idle again")
     func spareCPU() throws {
         let registry = try registry()
-        let routes = try #require(registry.daemon!.router.current.models["digits"])
-        let shadow = try #require(routes.versions[2])
-        let primary = try #require(routes.versions[1])
-        let inputs = ["input": try Tensor(shape: [1, 64], scalars: try testSplit().features[0])]
-        let outputs = try primary.session.run(inputs)
+        let job = try mirrorJob(registry)
         let idle = IdleSource()
         let mirror = ShadowMirror(capacity: 64, cpuShare: 1, minimumSpare: 0.5, idleTime: { idle.seconds() })
         let tally = mirror.tally(model: "digits", version: 2, percent: 100)
-        let job = ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: outputs,
-                                   primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
         mirror.start()
         defer { mirror.stop() }
         func report() -> ShadowMirror.Report { mirror.reports()["digits"]! }
@@ -222,16 +221,9 @@ struct ShadowTests {
     @Test("the queue is bounded: past its capacity mirrors are dropped and counted, and a stopped mirror runs nothing")
     func boundedQueue() throws {
         let registry = try registry()
-        let routes = try #require(registry.daemon!.router.current.models["digits"])
-        let shadow = try #require(routes.versions[2])
-        let primary = try #require(routes.versions[1])
-        let row = try testSplit().features[0]
-        let inputs = ["input": try Tensor(shape: [1, 64], scalars: row)]
-        let outputs = try primary.session.run(inputs)
+        let job = try mirrorJob(registry)
         let mirror = ShadowMirror(capacity: 3)
         let tally = mirror.tally(model: "digits", version: 2, percent: 100)
-        let job = ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: outputs,
-                                   primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
         for _ in 0..<10 { mirror.submit(job, tally: tally) }  // not started: nothing drains the queue
         var report = try #require(mirror.reports()["digits"])
         #expect(report.mirrored == 10 && report.dropped == 7 && mirror.queued == 3)
