@@ -9,6 +9,9 @@ import Synchronization
 /// runs only when a CPU is free: a priority inversion on the client's path. Here a producer never
 /// waits for the consumer. (A producer preempted between claiming a slot and filling it delays
 /// only the consumer, which then finds the slot not yet ready.)
+///
+/// `@unchecked Sendable`: the slots are plain memory shared between threads; each slot's
+/// sequence number (an atomic) orders every write of it before every read, and back.
 final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     /// The most elements queued at once (a push past it is refused).
     let capacity: Int
