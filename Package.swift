@@ -29,11 +29,17 @@ let package = Package(
         // The HTTP/1.1 codec and the control API's JSON types: no system calls, no C libraries,
         // so that registryctl links neither SQLite nor ONNX Runtime.
         .target(name: "Wire"),
+        // Tensors, element types and signatures: plain Swift, no C, so that the v2 codec and
+        // anything that only moves tensors around links no ONNX Runtime.
+        .target(name: "Tensors"),
         // ONNX Runtime, and nothing about registries.
-        .target(name: "Runtime", dependencies: ["CONNXRuntime"]),
+        .target(name: "Runtime", dependencies: ["Tensors", "CONNXRuntime"]),
+        // The KServe v2 codec (JSON and Triton's binary extension, requests and responses): no
+        // system calls, no C libraries; the v2 fuzz target exercises it alone.
+        .target(name: "InferenceCodec", dependencies: ["Tensors", "Wire"]),
         // The daemon as a library.
         // The status page's source is Control/StatusPage.html, embedded by scripts/embed-status-page.
-        .target(name: "Registry", dependencies: ["Runtime", "Wire", "CSQLite", "COpenSSL", "CLinux"],
+        .target(name: "Registry", dependencies: ["Runtime", "InferenceCodec", "Wire", "CSQLite", "COpenSSL", "CLinux"],
                 exclude: ["Control/StatusPage.html"]),
         .executableTarget(name: "registryd", dependencies: ["Registry", "Wire"]),
         .executableTarget(name: "registryctl", dependencies: ["Wire"]),
@@ -41,12 +47,13 @@ let package = Package(
         .executableTarget(name: "registryd-bench", dependencies: ["Runtime", "Wire"]),
         // Fuzz targets for the parsers (scripts/fuzz): a corpus replayer in normal builds,
         // libFuzzer-driven when built with -sanitize=fuzzer and -D FUZZING.
-        .executableTarget(name: "registryd-fuzz", dependencies: ["Registry", "Wire"]),
+        .executableTarget(name: "registryd-fuzz", dependencies: ["InferenceCodec", "Registry", "Wire"]),
 
         // Tests find their fixtures (Tests/Fixtures) relative to their own source file.
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "RegistryTests", dependencies: ["Registry", "Runtime", "Wire"]),
+        .testTarget(name: "InferenceCodecTests", dependencies: ["InferenceCodec", "Tensors", "Wire"]),
+        .testTarget(name: "RegistryTests", dependencies: ["Registry", "InferenceCodec", "Runtime", "Wire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -11,6 +11,8 @@ public final class Daemon: Sendable {
     public let log: Log
     public let catalog: Catalog
     public let router: Router
+    /// The one path of every prediction (the v2 endpoint and ``predict(model:version:inputs:outputs:)``).
+    public let predictions: PredictionService
     public let lifecycle: Lifecycle
     /// Serving statistics (owned by the lifecycle, which judges rollouts with them).
     public var stats: ServingStats { lifecycle.stats }
@@ -53,6 +55,8 @@ public final class Daemon: Sendable {
         let lifecycle = Lifecycle(config: config, catalog: catalog, router: router, loader: Loader(environment: environment, singleThreadBelowBytes: config.singleThreadBelowBytes),
                                   log: log, clock: clock, watcher: watcher)
         self.lifecycle = lifecycle
+        let predictions = PredictionService(router: router, stats: lifecycle.stats, mirror: lifecycle.mirror)
+        self.predictions = predictions
         let threads = config.httpThreads > 0 ? config.httpThreads : max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
         let serverConfiguration = HTTPServer.Configuration(
             threads: threads, maxConnections: config.maxConnections, requestTimeout: config.requestTimeoutSeconds,
@@ -65,7 +69,7 @@ public final class Daemon: Sendable {
         let endpoints = Endpoints(
             control: ControlAPI(lifecycle: lifecycle, catalog: catalog, config: config, startedAt: clock.now(),
                                 reload: { actor throws(RegistryError) in try reloader.run(actor) }),
-            inference: InferenceAPI(router: router, stats: lifecycle.stats, mirror: lifecycle.mirror, isReady: { started.value }),
+            inference: InferenceAPI(router: router, service: predictions, isReady: { started.value }),
             metrics: metrics, tcpStatusPage: config.tcpStatusPage)
         do {
             server = try HTTPServer(configuration: serverConfiguration, log: log) { request, peer in
@@ -194,20 +198,14 @@ public final class Daemon: Sendable {
         close(lockFD)
     }
 
-    /// Runs a prediction on the version the router picks (or on `version`).
+    /// Runs a prediction on the version the router picks (or on `version`), through the same
+    /// path as the v2 endpoint; a mirror drawn for the model's shadow is queued at once.
     public func predict(model: String, version: Int? = nil, inputs: [String: Tensor], outputs: [String]? = nil)
         throws(RegistryError) -> (outputs: [String: Tensor], version: LoadedVersion, decision: RoutingDecision)
     {
-        let (loaded, decision) = try router.resolve(model: model, version: version)
-        do {
-            return (try loaded.session.run(inputs, outputs: outputs), loaded, decision)
-        } catch {
-            let code: RegistryError.Code = switch error.code {
-            case .unknownName, .missingInput, .typeMismatch, .shapeMismatch, .invalidTensor: .invalidArgument
-            default: .modelFailure
-            }
-            throw RegistryError(code, "model '\(model)' version \(loaded.version): \(error.message)")
-        }
+        let served = try predictions.predict(model: model, version: version, inputs: inputs, outputs: outputs)
+        served.offerShadow?()
+        return (served.prediction.outputs, served.version, served.decision)
     }
 }
 

@@ -1,4 +1,5 @@
 import CONNXRuntime
+import Tensors
 
 /// The ONNX Runtime C API version this module is written against (the headers' `ORT_API_VERSION`
 /// at the time of writing). A newer runtime library serves older API versions, so the library

@@ -1,4 +1,5 @@
 import CONNXRuntime
+import Tensors
 import Synchronization
 
 /// The process-wide ONNX Runtime environment: logging, and the thread pools that every session

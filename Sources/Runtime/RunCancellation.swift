@@ -1,4 +1,5 @@
 import CONNXRuntime
+import Tensors
 import Synchronization
 
 /// Cancels the runs it is passed to, from any thread.

@@ -1,5 +1,6 @@
 import CONNXRuntime
 import Glibc
+import Tensors
 
 /// A loaded model, ready to run.
 ///
@@ -296,7 +297,7 @@ public final class Session: @unchecked Sendable {
         var data: UnsafeMutableRawPointer?
         try ORT.check(api.GetTensorMutableData!(value, &data), "reading an output's data")
         owned = false
-        let storage = TensorStorage(ortValue: value, data: data, byteCount: count * elementType.byteSize!)
+        let storage = TensorStorage(borrowing: data, byteCount: count * elementType.byteSize!, keeper: OutputValue(value, api: api))
         return Tensor(elementType: elementType, shape: shape, elementCount: count, content: .numeric(storage))
     }
 

@@ -1,13 +1,14 @@
 import Foundation
-@testable import Registry
+import InferenceCodec
+import Registry
 import Wire
 
 // registryd-fuzz: the fuzz targets for the parsers that face untrusted bytes.
 //
 //   http      Wire.HTTPRequestParser, fed whole and split in two at a point chosen by the input:
 //             both must give the same requests and the same failure (a differential check).
-//   v2        the KServe v2 request decoder, JSON (no header length) or Triton binary (a header
-//             length taken from the input's first bytes).
+//   v2        the KServe v2 request decoder (InferenceCodec alone), JSON (no header length) or
+//             Triton binary (a header length taken from the input's first bytes).
 //   manifest  manifest.json.
 //   config    registryd.json and a model policy file.
 //

@@ -286,7 +286,8 @@ struct LoaderThreadTests {
         #expect(registry.config.singleThreadBelowBytes == 16 << 20)
         let digits = try registry.daemon!.router.resolve(model: "digits").0
         let resnet = try registry.daemon!.router.resolve(model: "resnet").0
-        #expect(digits.session.intraOpThreads == 1, "the digits model is small and cheap")
-        #expect(resnet.session.intraOpThreads == nil, "light_resnet50 is a 78 KB file but a costly run: the shared pool")
+        #expect(try #require(digits.servable as? ONNXServable).session.intraOpThreads == 1, "the digits model is small and cheap")
+        #expect(try #require(resnet.servable as? ONNXServable).session.intraOpThreads == nil, "light_resnet50 is a 78 KB file but a costly run: the shared pool")
+        #expect(digits.servable.runsOnCallingThread && !resnet.servable.runsOnCallingThread)
     }
 }

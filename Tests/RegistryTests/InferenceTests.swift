@@ -3,6 +3,7 @@ import Glibc
 import Runtime
 import Testing
 import Wire
+import InferenceCodec
 @testable import Registry
 
 /// The KServe v2 endpoints, over the real socket of an in-process daemon.

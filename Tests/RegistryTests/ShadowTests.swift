@@ -69,8 +69,8 @@ struct ShadowTests {
         let shadow = try #require(routes.versions[2])
         let primary = try #require(routes.versions[1])
         let inputs = ["input": try Tensor(shape: [1, 64], scalars: try testSplit().features[0])]
-        return ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: try primary.session.run(inputs),
-                                primaryOrder: primary.session.outputs.map(\.name), primarySeconds: 0.001)
+        return ShadowMirror.Job(shadow: shadow, inputs: inputs, outputNames: nil, primary: try primary.servable.predict(inputs, outputs: nil).outputs,
+                                primaryOrder: primary.servable.signature.outputs.map(\.name), primarySeconds: 0.001)
     }
 
     @Test("mirroring every request leaves each answer byte for byte unchanged, and the agreement is exactly the test split's")

@@ -1,4 +1,5 @@
 import Foundation
+import InferenceCodec
 import Runtime
 
 /// `manifest.json`, optional beside a `model.onnx`: what the team that made the model says of it.

@@ -123,7 +123,7 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// Parses `registryd.json` (its bytes): every key checked, relative paths resolved against
     /// `base`. Touches no file: the policy files are read by ``load(directory:)``.
-    static func parse(mainFile: String, data: Data, base: URL) throws(RegistryError) -> DaemonConfig {
+    public static func parse(mainFile: String, data: Data, base: URL) throws(RegistryError) -> DaemonConfig {
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path
         }

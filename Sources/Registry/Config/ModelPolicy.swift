@@ -27,7 +27,7 @@ public struct ModelPolicy: Sendable, Equatable {
         self.requireSignature = requireSignature
     }
 
-    static func parse(file: String, data: Data, trustedKeys: [String: String]) throws(RegistryError) -> ModelPolicy {
+    public static func parse(file: String, data: Data, trustedKeys: [String: String]) throws(RegistryError) -> ModelPolicy {
         var r = try ConfigReader(file: file, data: data)
         var policy = ModelPolicy.default
         if let on = try r.string("on_new_version", oneOf: OnNewVersion.allCases.map(\.rawValue)) {

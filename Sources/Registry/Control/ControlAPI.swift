@@ -1,4 +1,5 @@
 import Foundation
+import InferenceCodec
 import Runtime
 import Wire
 
@@ -246,8 +247,8 @@ public struct ControlAPI: Sendable {
         let loaded = try? lifecycle.router.resolve(model: model, version: version).0
         let record = try catalog.version(model: model, version: version)
         return VersionDetail(model: model, info: versionInfo,
-                             inputs: loaded.map { $0.session.inputs.map(ControlAPI.meta) },
-                             outputs: loaded.map { $0.session.outputs.map(ControlAPI.meta) },
+                             inputs: loaded.map { $0.servable.signature.inputs.map(ControlAPI.meta) },
+                             outputs: loaded.map { $0.servable.signature.outputs.map(ControlAPI.meta) },
                              manifest: record?.manifest, memoryEstimateBytes: loaded?.estimatedBytes, memoryMeasuredBytes: loaded?.measuredBytes)
     }
 

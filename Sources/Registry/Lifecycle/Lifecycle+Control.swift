@@ -33,7 +33,7 @@ extension Lifecycle {
             var outcome = CommandOutcome(version: version, previous: previous, message: "")
             var eventReason = reason
             if let previous, previous != version, let current = loaded[Key(model: model, version: previous)],
-               let mismatch = SignatureCompatibility.mismatch(current: current.session.inputs, candidate: candidate.session.inputs) {
+               let mismatch = SignatureCompatibility.mismatch(current: current.servable.signature.inputs, candidate: candidate.servable.signature.inputs) {
                 guard force else {
                     throw RegistryError(.conflict, "model '\(model)' version \(version) is not compatible with production version \(previous): \(mismatch); use --force to promote anyway")
                 }
@@ -208,7 +208,7 @@ extension Lifecycle {
                 throw RegistryError(.conflict, "model '\(model)' version \(version) is production: it already answers the requests a shadow would mirror")
             }
             if let production, let current = loaded[Key(model: model, version: production)],
-               let mismatch = SignatureCompatibility.mismatch(current: current.session.inputs, candidate: candidate.session.inputs) {
+               let mismatch = SignatureCompatibility.mismatch(current: current.servable.signature.inputs, candidate: candidate.servable.signature.inputs) {
                 throw RegistryError(.conflict, "model '\(model)' version \(version) cannot shadow production version \(production): \(mismatch)")
             }
             let previous = shadows[model]

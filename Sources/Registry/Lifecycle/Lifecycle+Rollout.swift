@@ -22,8 +22,8 @@ extension Lifecycle {
             if let active = rollouts[model], active.state.isActive {
                 throw RegistryError(.conflict, "model '\(model)' already has a rollout of version \(active.version) (\(active.state.rawValue)); abort it first")
             }
-            if let mismatch = SignatureCompatibility.mismatch(current: loaded[Key(model: model, version: baseline)]!.session.inputs,
-                                                              candidate: loaded[key]!.session.inputs) {
+            if let mismatch = SignatureCompatibility.mismatch(current: loaded[Key(model: model, version: baseline)]!.servable.signature.inputs,
+                                                              candidate: loaded[key]!.servable.signature.inputs) {
                 throw RegistryError(.conflict, "model '\(model)' version \(version) is not compatible with production version \(baseline): \(mismatch)")
             }
             let now = clock.now()

@@ -395,7 +395,8 @@ public final class Lifecycle: @unchecked Sendable {
     func loadChecked(_ key: Key, _ record: VersionRecord, sha256: String, size: Int64) throws(RegistryError) -> LoadedVersion {
         let manifest = record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) }
         let session = try loader.load(path: record.path, manifest: manifest)
-        return LoadedVersion(model: key.model, version: key.version, sha256: sha256, session: session, manifest: manifest,
+        let servable = ONNXServable(session: session, provenance: Provenance(model: key.model, version: key.version, sha256: sha256))
+        return LoadedVersion(model: key.model, version: key.version, sha256: sha256, servable: servable, manifest: manifest,
                              loadedAt: clock.now(), estimatedBytes: MemoryBudget.estimate(size: size))
     }
 
@@ -568,8 +569,9 @@ public final class Lifecycle: @unchecked Sendable {
         }
         records[key] = record
         publish()
-        // Identical bytes already loaded: the same artifact, the same session.
-        let twin = loaded.values.first { $0.sha256 == verdict.sha256 }
+        // Identical bytes already loaded: the same artifact, the same session (under this
+        // version's own provenance).
+        let twin = loaded.values.first { $0.sha256 == verdict.sha256 && $0.servable is ONNXServable }
         if twin == nil, let refusal = budgetRefusal(adding: MemoryBudget.estimate(size: verdict.size), for: key.model) {
             finishFailed(key, record, ArtifactVerifier.Failure(state: .failed, reason: refusal))
             return
@@ -579,7 +581,7 @@ public final class Lifecycle: @unchecked Sendable {
             let started = clock.now()
             let residentBefore = MemoryBudget.residentBytes()
             let outcome: Result<Session, RegistryError>
-            if let twin {
+            if let twin = twin?.servable as? ONNXServable {
                 outcome = .success(twin.session)
             } else {
                 do throws(RegistryError) { outcome = .success(try loader.load(path: observation.path, manifest: verdict.manifest)) } catch { outcome = .failure(error) }
@@ -625,7 +627,8 @@ public final class Lifecycle: @unchecked Sendable {
         inFlight.remove(key)
         var record = record
         let estimate = twin == nil ? MemoryBudget.estimate(size: verdict.size) : 0  // a twin shares its session
-        loaded[key] = LoadedVersion(model: key.model, version: key.version, sha256: verdict.sha256, session: session,
+        let servable = ONNXServable(session: session, provenance: Provenance(model: key.model, version: key.version, sha256: verdict.sha256))
+        loaded[key] = LoadedVersion(model: key.model, version: key.version, sha256: verdict.sha256, servable: servable,
                                     manifest: verdict.manifest, loadedAt: clock.now(), estimatedBytes: estimate, measuredBytes: measuredBytes)
         let productionVersion = aliases[key.model]?["production"]
         let hasProduction = productionVersion.map { loaded[Key(model: key.model, version: $0)] != nil } ?? false

@@ -388,7 +388,7 @@ public final class ShadowMirror: Sendable {
 
     /// Runs one job and records it; returns the run time charged to the CPU budget (ns).
     ///
-    /// A session that runs on its caller's thread (one intra-op thread) is timed by this thread's
+    /// A servable that runs on its caller's thread (one intra-op thread) is timed by this thread's
     /// CPU time: the mirror thread is idle-scheduled, so on a busy machine its wall time counts
     /// the waits for a free CPU, which are neither the model's cost nor a cost to clients. A
     /// session on ONNX Runtime's shared pool is timed by the wall clock (its work is on the
@@ -396,12 +396,12 @@ public final class ShadowMirror: Sendable {
     private func execute(_ queued: Queued) -> UInt64 {
         let job = queued.job
         let model = job.shadow.model
-        let onThisThread = job.shadow.session.intraOpThreads == 1
+        let onThisThread = job.shadow.servable.runsOnCallingThread
         func clock() -> UInt64 { onThisThread ? ShadowMirror.threadCPUTime() : DispatchTime.now().uptimeNanoseconds }
         let begin = clock()
         let outputs: [String: Tensor]
-        do throws(RuntimeError) {
-            outputs = try job.shadow.session.run(job.inputs, outputs: job.outputNames)
+        do throws(RegistryError) {
+            outputs = try job.shadow.servable.predict(job.inputs, outputs: job.outputNames).outputs
         } catch {
             state.withLock { state in
                 guard state.entries[model]?.tally === queued.tally else { return }

@@ -13,11 +13,11 @@ public struct Tensor: Sendable {
     /// The product of the dimensions.
     public let elementCount: Int
 
-    enum Content: Sendable {
+    package enum Content: Sendable {
         case numeric(TensorStorage)
         case strings([[UInt8]])
     }
-    let content: Content
+    package let content: Content
 
     /// The largest element count a tensor may have; far above any model's needs and far below
     /// where byte counts could overflow.
@@ -39,7 +39,7 @@ public struct Tensor: Sendable {
         return count
     }
 
-    init(elementType: ElementType, shape: [Int], elementCount: Int, content: Content) {
+    package init(elementType: ElementType, shape: [Int], elementCount: Int, content: Content) {
         self.elementType = elementType
         self.shape = shape
         self.elementCount = elementCount

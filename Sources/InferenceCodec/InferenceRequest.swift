@@ -1,4 +1,4 @@
-import Runtime
+import Tensors
 import Wire
 
 /// A decoded KServe v2 inference request (JSON, or JSON plus Triton's binary tensor data).
@@ -6,23 +6,23 @@ import Wire
 /// Decoding is bounded by the body: tensor buffers are sized from the declared shape only after
 /// checking the body can hold that many elements, so a small request cannot make the daemon
 /// allocate a huge buffer.
-struct InferenceRequest {
-    struct RequestedOutput {
-        var name: String
-        var binary: Bool?
+public struct InferenceRequest: Sendable {
+    public struct RequestedOutput: Sendable {
+        public var name: String
+        public var binary: Bool?
     }
 
-    var id: String?
+    public var id: String?
     var parameters: JSONValue?
-    var inputs: [String: Tensor] = [:]
-    var outputs: [RequestedOutput]?
+    public var inputs: [String: Tensor] = [:]
+    public var outputs: [RequestedOutput]?
     /// `parameters.binary_data_output`: the default for outputs not requested by name.
-    var binaryOutputDefault = false
+    public var binaryOutputDefault = false
     /// `parameters.routing_key`.
-    var routingKey: String?
+    public var routingKey: String?
 
-    struct Failure: Error {
-        var message: String
+    public struct Failure: Error, Sendable {
+        public var message: String
     }
 
     private struct PendingInput {
@@ -38,7 +38,7 @@ struct InferenceRequest {
 
     /// Decodes `body`; `headerLength` is the `Inference-Header-Content-Length` value when binary
     /// tensor data follows the JSON.
-    static func decode(_ body: [UInt8], headerLength: Int?) throws(Failure) -> InferenceRequest {
+    public static func decode(_ body: [UInt8], headerLength: Int?) throws(Failure) -> InferenceRequest {
         if let headerLength, headerLength < 0 || headerLength > body.count {
             throw Failure(message: "Inference-Header-Content-Length \(headerLength) is outside the body of \(body.count) bytes")
         }

@@ -473,7 +473,7 @@ struct JSONScanner {
 }
 
 /// A parsed JSON value (used for small things such as `parameters`, never for tensor data).
-enum JSONValue: Equatable {
+enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double, integer: Bool)

@@ -1,7 +1,7 @@
 import Foundation
-import Runtime
+import Tensors
 import Testing
-@testable import Registry
+@testable import InferenceCodec
 
 /// The v2 JSON decoder reads `data` in the same pass as the request when `name`, `datatype` and
 /// `shape` come first (what tritonclient and json.dumps write), and in a second pass over its

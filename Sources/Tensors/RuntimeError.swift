@@ -1,4 +1,6 @@
-/// An error from ONNX Runtime, or from the checks this module makes before calling it.
+/// An error from ONNX Runtime, or from the checks made before calling it (here, on tensors; in
+/// the Runtime module, on a session's names, types and shapes). It lives beside `Tensor` because
+/// building a tensor makes those checks; the Runtime module turns ONNX Runtime's statuses into it.
 ///
 /// `code` says what kind of failure it was; `message` is a lowercase sentence that names the
 /// object at fault (the input, the file, the element type). Errors that come from ONNX Runtime
@@ -50,7 +52,7 @@ public struct RuntimeError: Error, Sendable, Equatable, CustomStringConvertible 
 
 extension RuntimeError.Code {
     /// Maps ONNX Runtime's numeric `OrtErrorCode` to a case.
-    init(ortCode raw: UInt32) {
+    package init(ortCode raw: UInt32) {
         switch raw {
         case 2: self = .invalidArgument
         case 3: self = .noSuchFile

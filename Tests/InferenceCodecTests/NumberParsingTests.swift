@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import Testing
-@testable import Registry
+@testable import InferenceCodec
 
 /// The JSON tensor decoder converts short decimals without strtod (Clinger's fast path). It
 /// must give exactly what strtod and strtof give, bit for bit, for every number.

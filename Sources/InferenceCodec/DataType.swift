@@ -1,4 +1,4 @@
-import Runtime
+import Tensors
 
 /// The KServe v2 / Triton datatype names, and how they map to ONNX element types.
 public enum DataType: String, Sendable, CaseIterable {

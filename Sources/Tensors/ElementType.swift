@@ -1,9 +1,7 @@
-import CONNXRuntime
-
 /// The element type of a tensor, one case per ONNX tensor element type that this module serves.
 ///
 /// Raw values are ONNX's `TensorProto.DataType` numbers, which ONNX Runtime's
-/// `ONNXTensorElementDataType` shares.
+/// `ONNXTensorElementDataType` shares (the conversion is in the Runtime module).
 public enum ElementType: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case float = 1
     case uint8 = 2
@@ -53,7 +51,7 @@ public enum ElementType: Int32, Sendable, CaseIterable, CustomStringConvertible 
 
     /// ONNX's name for a raw ONNX type number, also for types this module does not serve,
     /// so that an error can name them.
-    static func onnxName(_ raw: Int32) -> String {
+    package static func onnxName(_ raw: Int32) -> String {
         if let known = ElementType(rawValue: raw) { return known.description }
         switch raw {
         case 0: return "undefined"
@@ -65,15 +63,4 @@ public enum ElementType: Int32, Sendable, CaseIterable, CustomStringConvertible 
         default: return "type \(raw)"
         }
     }
-
-    init(ort: ONNXTensorElementDataType, context: @autoclosure () -> String) throws(RuntimeError) {
-        guard let type = ElementType(rawValue: Int32(ort.rawValue)) else {
-            throw RuntimeError(
-                .unsupportedType,
-                "\(context()) has element type \(ElementType.onnxName(Int32(ort.rawValue))), which is not served")
-        }
-        self = type
-    }
-
-    var ort: ONNXTensorElementDataType { ONNXTensorElementDataType(UInt32(rawValue)) }
 }
