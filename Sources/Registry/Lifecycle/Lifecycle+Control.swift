@@ -355,7 +355,7 @@ extension Lifecycle {
     }
 
     /// Loads a retired version again for a rollback: its bytes must still be what was admitted.
-    private func reload(_ key: Key, _ record: VersionRecord) throws(RegistryError) {
+    func reload(_ key: Key, _ record: VersionRecord) throws(RegistryError) {
         let digest = try SHA256.file(at: record.path)
         guard digest.hex == record.sha256 else {
             throw RegistryError(.verificationFailed, "model '\(key.model)' version \(key.version): artifact bytes changed since admission (recorded \(record.sha256 ?? "?"), found \(digest.hex)); not loading it")

@@ -128,7 +128,7 @@ extension Lifecycle {
         }
     }
 
-    private func carryOut(_ decision: RolloutPolicy.Decision, _ record: inout RolloutRecord) throws(RegistryError) {
+    func carryOut(_ decision: RolloutPolicy.Decision, _ record: inout RolloutRecord) throws(RegistryError) {
         let model = record.model
         switch decision {
         case .wait:
@@ -175,7 +175,7 @@ extension Lifecycle {
         }
     }
 
-    private func applyRolloutSplit(_ record: RolloutRecord, actor: String) throws(RegistryError) {
+    func applyRolloutSplit(_ record: RolloutRecord, actor: String) throws(RegistryError) {
         let percent = record.plan.steps[record.step]
         let weights = percent >= 100 ? [record.version: 100] : [record.baseline: 100 - percent, record.version: percent]
         let previous = splits[record.model]
