@@ -27,6 +27,12 @@ public struct VersionRecord: Sendable, Equatable {
     public var signatureKey: String?
     public var firstSeen: Double
     public var updatedAt: Double
+    /// What is on disk under its number, as last seen (kept in memory: a restart re-hashes
+    /// every version that should serve and finds it again). `missing` follows the state.
+    public var file: VersionStatus.File = .present
+
+    /// Its state as four facts (admission, residency, role, file); ``state`` is the word for them.
+    public var status: VersionStatus { VersionStatus(state, file: file) }
 
     public init(
         model: String, version: Int, sha256: String? = nil, size: Int64? = nil, path: String,

@@ -283,38 +283,34 @@ extension Lifecycle {
                     results.append((key.model, key.version, nil, reason))
                     continue
                 }
-                if digest.hex == recorded {
+                let production = aliases[key.model]?["production"] == key.version
+                switch ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: recorded, found: digest.hex, loaded: serving,
+                                               production: production, occasion: .verify(actor: actor)) {
+                case .intact:
                     results.append((key.model, key.version, digest.hex, nil))
-                    continue
-                }
-                let production = aliases[key.model]?["production"] == key.version && serving
-                let reason = "artifact bytes changed: recorded sha256 \(recorded), found \(digest.hex) (re-verification by \(actor))"
-                    + (production ? "; production keeps serving the admitted bytes from memory: restore the file or promote another version (a restart cannot load it)" : "")
-                results.append((key.model, key.version, digest.hex, reason))
-                if production {
-                    // Unloading it would leave the model with nothing to serve (503 for every
-                    // request) although memory holds exactly what was admitted, so it serves on,
-                    // as when a scan finds changed bytes. The new bytes are quarantined once: the
-                    // file's identity is recorded, and a later verify or scan of the same file
-                    // reports it without recording it again.
-                    let same = identity.map { $0.size == record.size && $0.mtime == record.mtime } ?? false
-                    if same, try catalog.quarantineCount(model: key.model, version: key.version) > 0 { continue }
-                    try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
-                    log.error("artifact changed on disk; production keeps serving from memory", ["model.name": key.model, "model.version": key.version])
-                    if let identity, var updated = records[key] {
-                        updated.size = identity.size
-                        updated.mtime = identity.mtime
+                case .serveFromMemory(let reason):
+                    // Memory holds exactly what was admitted: production serves on, and says
+                    // its file changed.
+                    results.append((key.model, key.version, digest.hex, reason))
+                    try quarantineOnce(key, record, digest: digest, path: record.path, reason: reason)
+                    if var updated = records[key] {
+                        if let identity {
+                            updated.size = identity.size
+                            updated.mtime = identity.mtime
+                        }
+                        updated.file = .changed
+                        updated.reason = reason
                         try catalog.save(updated, event: nil)
                         records[key] = updated
                     }
-                    continue
+                case .quarantine(let unload, let reason):
+                    results.append((key.model, key.version, digest.hex, reason))
+                    try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
+                    log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
+                    if unload { loaded[key] = nil }
+                    try transition(key, to: .quarantined, reason: reason, action: "quarantine")
+                    records[key]?.file = .changed
                 }
-                try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
-                log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
-                // Any other version is unloaded: what is on disk is no longer what was admitted,
-                // and nothing needs it to keep answering.
-                loaded[key] = nil
-                try transition(key, to: .quarantined, reason: reason, action: "quarantine")
             }
             publish()
             return results
@@ -354,11 +350,13 @@ extension Lifecycle {
         return key
     }
 
-    /// Loads a retired version again for a rollback: its bytes must still be what was admitted.
-    func reload(_ key: Key, _ record: VersionRecord) throws(RegistryError) {
+    /// Loads a retired version again for a rollback: its bytes must still be what was admitted
+    /// (``ArtifactIntegrity``: other bytes are quarantined, and the rollback refused).
+    private func reload(_ key: Key, _ record: VersionRecord) throws(RegistryError) {
         let digest = try SHA256.file(at: record.path)
-        guard digest.hex == record.sha256 else {
-            throw RegistryError(.verificationFailed, "model '\(key.model)' version \(key.version): artifact bytes changed since admission (recorded \(record.sha256 ?? "?"), found \(digest.hex)); not loading it")
+        if case .quarantine(_, let reason) = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
+                                                                      loaded: false, production: false, occasion: .reload) {
+            throw RegistryError(.verificationFailed, reason)
         }
         let started = clock.now()
         loaded[key] = try loadChecked(key, record, sha256: digest.hex, size: digest.size)

@@ -53,8 +53,8 @@ extension Lifecycle {
                 try transition(key, to: .failed, reason: error.message, action: "fail")
                 continue
             }
-            if digest.hex != record.sha256 {
-                let reason = "artifact bytes changed while registryd was down: recorded \(record.sha256 ?? "?"), found \(digest.hex)"
+            if case .quarantine(_, let reason) = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
+                                                                          loaded: false, production: false, occasion: .startup) {
                 try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
                 try transition(key, to: .quarantined, reason: reason, action: "quarantine")
                 log.error("artifact changed while down; version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
@@ -63,6 +63,7 @@ extension Lifecycle {
                 if var updated = records[key] {
                     updated.size = identity.size
                     updated.mtime = identity.mtime
+                    updated.file = .changed
                     try catalog.save(updated, event: nil)
                     records[key] = updated
                 }

@@ -100,18 +100,31 @@ extension Lifecycle {
         default:
             break
         }
-        if sameIdentity && record.state != .missing { return nil }
+        let production = aliases[key.model]?["production"] == key.version
+        // A file found changed under production that production no longer is: judged again,
+        // since only loaded production may serve changed bytes from memory.
+        let changedBeyondProduction = record.file == .changed && !(production && loaded[key] != nil)
+        if sameIdentity && record.state != .missing && !changedBeyondProduction { return nil }
         if let wait = settleRemaining(observation, now: now) { return wait }
         // The file changed (or came back): is it still the same artifact?
         let digest: (hex: String, size: Int64)
         do throws(RegistryError) { digest = try SHA256.file(at: observation.path) } catch { return nil }
-        if digest.hex == record.sha256 {
-            var updated = record
-            updated.mtime = observation.mtime
-            updated.size = observation.size
+        let verdict = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
+                                              loaded: loaded[key] != nil, production: production, occasion: .scan)
+        var updated = record
+        updated.mtime = observation.mtime
+        updated.size = observation.size
+        updated.updatedAt = now
+        switch verdict {
+        case .intact:
             var event: EventDraft?
+            if record.file == .changed {
+                // The admitted bytes are back (an operator restored the file).
+                updated.file = .present
+                updated.reason = "artifact restored with the admitted bytes"
+                log.notice("artifact restored with the admitted bytes", ["model.name": key.model, "model.version": key.version])
+            }
             if record.state == .missing {
-                let production = key.version == aliases[key.model]?["production"]
                 updated.reason = "artifact reappeared with the same bytes"
                 if loaded[key] == nil && production {
                     // Production was missing when the daemon started, so nothing serves the
@@ -133,49 +146,43 @@ extension Lifecycle {
                 updated.state = serving ? (production ? .live : .ready) : .retired
                 event = EventDraft(action: "reappear", model: key.model, version: key.version, before: "missing", after: updated.state.rawValue, reason: updated.reason)
             }
-            updated.updatedAt = now
             try catalog.save(updated, event: event)
             records[key] = updated
             if event != nil { publish() }
-            return nil
-        }
-        let reason = "version \(key.version) of '\(key.model)' is immutable: new bytes \(digest.hex) differ from the recorded \(record.sha256 ?? "?"); the recorded version keeps serving"
-        let alreadyQuarantined = try catalog.quarantineCount(model: key.model, version: key.version) > 0 && record.mtime == observation.mtime
-        var updated = record
-        updated.mtime = observation.mtime
-        updated.size = observation.size
-        if !alreadyQuarantined {
-            try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: observation.path, reason: reason)
-            log.error("changed bytes under a known version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
-        }
-        let production = aliases[key.model]?["production"] == key.version
-        if loaded[key] == nil && record.state != .quarantined {
-            // A version that is not in memory can no longer be loaded from its file.
-            updated.state = .quarantined
+        case .serveFromMemory(let reason):
+            try quarantineOnce(key, record, digest: digest, path: observation.path, reason: reason)
+            updated.file = .changed
             updated.reason = reason
-            updated.updatedAt = now
-            try catalog.save(updated, event: EventDraft(action: "quarantine", model: key.model, version: key.version, before: record.state.rawValue, after: "quarantined", reason: reason))
-        } else if loaded[key] != nil && !production {
-            // As `verify` does: any version but production is unloaded. What is on disk is no
-            // longer what was admitted, so it could not be loaded again (a restart, a reload
-            // after retention), and a promotion must not make it production; nothing needs it
-            // to keep answering. (A split falls back to production, a rollout rolls back, a
-            // shadow stops, each saying why.) Production keeps serving the admitted bytes.
-            let unloaded = "version \(key.version) of '\(key.model)' is immutable: new bytes \(digest.hex) differ from the recorded \(record.sha256 ?? "?"); unloaded (a version's bytes cannot change: publish new bytes as a new version)"
-            loaded[key] = nil
-            updated.state = .quarantined
-            updated.reason = unloaded
-            updated.updatedAt = now
-            try catalog.save(updated, event: EventDraft(action: "quarantine", model: key.model, version: key.version, before: record.state.rawValue, after: "quarantined", reason: unloaded))
-            log.error("changed bytes under a loaded version that is not production; unloaded", ["model.name": key.model, "model.version": key.version])
-            records[key] = updated
-            publish()
-            return nil
-        } else {
-            updated.updatedAt = now
             try catalog.save(updated, event: nil)
+            records[key] = updated
+        case .quarantine(let unload, let reason):
+            try quarantineOnce(key, record, digest: digest, path: observation.path, reason: reason)
+            updated.file = .changed
+            if record.state != .quarantined {
+                updated.state = .quarantined
+                updated.reason = reason
+                try catalog.save(updated, event: EventDraft(action: "quarantine", model: key.model, version: key.version, before: record.state.rawValue,
+                                                            after: "quarantined", reason: reason))
+            } else {
+                try catalog.save(updated, event: nil)
+            }
+            records[key] = updated
+            if unload {
+                loaded[key] = nil
+                log.error("changed bytes under a loaded version that is not production; unloaded", ["model.name": key.model, "model.version": key.version])
+                publish()
+            }
         }
-        records[key] = updated
         return nil
+    }
+
+    /// Records `digest`, found under a known version, in the quarantine table, once per file:
+    /// a later scan or verify of the same file (its identity recorded) does not record it again.
+    func quarantineOnce(_ key: Key, _ record: VersionRecord, digest: (hex: String, size: Int64), path: String, reason: String) throws(RegistryError) {
+        let identity = ModelDirectory.identity(of: path)
+        let same = identity.map { $0.size == record.size && $0.mtime == record.mtime } ?? false
+        if same, try catalog.quarantineCount(model: key.model, version: key.version) > 0 { return }
+        try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: path, reason: reason)
+        log.error("changed bytes under a known version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
     }
 }

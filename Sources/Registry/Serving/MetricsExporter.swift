@@ -66,6 +66,13 @@ public final class MetricsExporter: Sendable {
                 out += "registryd_versions\(labels([("model", model.name), ("state", state)])) \(count)\n"
             }
         }
+        family("registryd_version_file_changed", "gauge",
+               "1 for each version whose file on disk is no longer the admitted bytes (production serves them from memory; a restart cannot load them).")
+        for model in models {
+            for version in model.versions where version.file == .changed {
+                out += "registryd_version_file_changed\(labels([("model", model.name), ("version", String(version.version)), ("state", version.state.rawValue)])) 1\n"
+            }
+        }
         family("registryd_loaded_versions", "gauge", "Versions with a loaded session, by model.")
         for model in models { out += "registryd_loaded_versions\(labels([("model", model.name)])) \(model.loadedVersions.count)\n" }
         family("registryd_production_version", "gauge", "The production version of each model (0 when none).")
