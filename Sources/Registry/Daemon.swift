@@ -186,14 +186,19 @@ public final class Daemon: Sendable {
         }.joined(separator: " ")
     }
 
-    /// Stops in reverse start order: the server (letting requests in flight finish within
-    /// `deadline` seconds), the lifecycle, the catalog, then the lock.
+    /// Stops in reverse start order: the server (letting requests in flight finish), the
+    /// lifecycle (waiting for a model load still running), the catalog, then the lock, all
+    /// within one `deadline` in seconds. Loads in flight are abandoned first, so that a command
+    /// waiting for one (a rollback loading its target) answers at once and does not hold the
+    /// server's drain.
     public func stop(deadline: Double = 10) {
         guard !stopped.value else { return }
         stopped.value = true
         started.value = false
-        server.stop(deadline: deadline)
-        lifecycle.stop()
+        let end = Date().addingTimeInterval(max(deadline, 0))
+        lifecycle.abandonLoadsForStop()
+        server.stop(deadline: max(end.timeIntervalSinceNow, 0))
+        lifecycle.stop(loadDeadline: max(end.timeIntervalSinceNow, 0))
         catalog.close()
         close(lockFD)
     }

@@ -31,19 +31,22 @@ struct CrashPointTests {
             try Data(#"{"on_new_version": "ready", "keep_previous": 2}"#.utf8).write(to: URL(fileURLWithPath: "\(config)/models/digits.json"))
         }
 
-        func launch(killAt point: String?, loadDelay: Double? = nil) throws -> Process {
+        func launch(killAt point: String?, loadDelay: Double? = nil, environment extra: [String: String] = [:], waitForReady: Bool = true) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: CrashPointTests.daemon)
             process.arguments = ["--config", config]
             var environment = ProcessInfo.processInfo.environment
             environment["REGISTRYD_FAULT_KILL_AT"] = point
             environment["REGISTRYD_FAULT_LOAD_DELAY"] = loadDelay.map { String($0) }
+            environment.merge(extra) { $1 }
             process.environment = environment
             FileManager.default.createFile(atPath: log, contents: nil)
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle(forWritingAtPath: log)
             try process.run()
-            #expect(waitFor(timeout: 30) { FileManager.default.fileExists(atPath: socket) && text(log).contains("registryd ready") }, "\(text(log))")
+            if waitForReady {
+                #expect(waitFor(timeout: 30) { FileManager.default.fileExists(atPath: socket) && text(log).contains("registryd ready") }, "\(text(log))")
+            }
             return process
         }
 

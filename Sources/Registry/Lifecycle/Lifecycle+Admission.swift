@@ -1,10 +1,10 @@
 import Foundation
 import Runtime
 
-/// A new artifact's way in: verification and loading on the loader queue, results recorded
-/// on the lifecycle queue.
+/// A new artifact's way in (its ``LoadJob`` does the steps): the events recorded at each step,
+/// and the admission policy applied once it is ready.
 extension Lifecycle {
-    /// Starts verification of a complete, new artifact on the loader queue.
+    /// Records a complete, new artifact and starts its admission.
     func admit(_ key: Key, _ observation: ArtifactObservation) {
         let now = clock.now()
         let record = VersionRecord(model: key.model, version: key.version, size: observation.size, path: observation.path,
@@ -16,45 +16,15 @@ extension Lifecycle {
             return
         }
         records[key] = record
-        inFlight.insert(key)
         // Serving learns the version exists: pinned requests get 503 "verifying", not 404.
         publish()
-        let policy = config.policy(for: key.model)
-        loaderQueue.async { [self] in
-            let verdict = verifier.verify(observation, requireSignature: policy.requireSignature)
-            // Written to after it looked settled: not complete after all. Try again later,
-            // recording no failure.
-            let identity = ModelDirectory.identity(of: observation.path)
-            let stillWriting = identity == nil || identity!.size != observation.size || identity!.mtime != observation.mtime
-                || (try? verdict.get().size).map { $0 != observation.size } == true
-            queue.async { [self] in
-                guard !stopped else { return }  // shut down meanwhile: the next start admits it
-                verified(key, record, observation, verdict, stillWriting: stillWriting)
-            }
-        }
+        beginLoad(LoadJob(key: key, cause: .admission, record: record, observation: observation))
     }
 
-    /// On `queue`: after hashing. Loads the version on the loader queue if it passed.
-    func verified(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation,
-                          _ result: Result<ArtifactVerifier.Verdict, ArtifactVerifier.Failure>, stillWriting: Bool) {
-        if stillWriting {
-            inFlight.remove(key)
-            records[key] = nil
-            publish()
-            try? catalog.setState(model: key.model, version: key.version, .discovered, reason: "still being written",
-                                  event: EventDraft(action: "defer", model: key.model, version: key.version, before: "verifying", after: "discovered", reason: "file changed while it was hashed"))
-            scheduleRescan(after: 0.05)
-            return
-        }
-        let verdict: ArtifactVerifier.Verdict
-        switch result {
-        case .failure(let failure):
-            finishFailed(key, record, failure)
-            return
-        case .success(let v):
-            verdict = v
-        }
-        var record = record
+    /// Records that a new artifact passed verification and is about to load (on the queue).
+    func recordVerified(_ job: LoadJob) {
+        let verdict = job.verdict!
+        var record = job.record
         record.sha256 = verdict.sha256
         record.size = verdict.size
         record.manifest = verdict.manifestText
@@ -63,49 +33,40 @@ extension Lifecycle {
         record.state = .loading
         record.updatedAt = clock.now()
         do throws(RegistryError) {
-            try catalog.save(record, event: EventDraft(action: "verify", model: key.model, version: key.version, before: "verifying",
+            try catalog.save(record, event: EventDraft(action: "verify", model: job.key.model, version: job.key.version, before: "verifying",
                                                        after: "loading", reason: "sha256 \(verdict.sha256), signature \(verdict.signatureStatus)"))
         } catch {
             log.error("cannot record verification", ["error": error.message])
         }
-        records[key] = record
+        records[job.key] = record
+        job.record = record
         publish()
-        // Identical bytes already loaded: the same artifact, the same session (under this
-        // version's own provenance).
-        let twin = loaded.values.first { $0.sha256 == verdict.sha256 && $0.servable is ONNXServable }
-        if twin == nil, let refusal = budgetRefusal(adding: MemoryBudget.estimate(size: verdict.size), for: key.model) {
-            finishFailed(key, record, ArtifactVerifier.Failure(state: .failed, reason: refusal))
-            return
-        }
-        let loaded = record
-        loaderQueue.async { [self] in
-            let started = clock.now()
-            let residentBefore = MemoryBudget.residentBytes()
-            let outcome: Result<Session, RegistryError>
-            if let twin = twin?.servable as? ONNXServable {
-                outcome = .success(twin.session)
-            } else {
-                do throws(RegistryError) { outcome = .success(try loader.load(path: observation.path, manifest: verdict.manifest)) } catch { outcome = .failure(error) }
-            }
-            let seconds = clock.now() - started
-            // Measured on the loader queue, the only place sessions load; serving threads may
-            // allocate meanwhile, so it is a measurement, not an exact attribution.
-            let residentAfter = MemoryBudget.residentBytes()
-            let measured: Int64? = twin != nil ? 0 : residentBefore.flatMap { before in residentAfter.map { max($0 - before, 0) } }
-            queue.async { [self] in
-                guard !stopped else { return }  // shut down meanwhile: the next start admits it
-                switch outcome {
-                case .failure(let error):
-                    finishFailed(key, loaded, ArtifactVerifier.Failure(state: .failed, reason: error.message))
-                case .success(let session):
-                    finishLoaded(key, loaded, verdict: verdict, session: session, seconds: seconds, measuredBytes: measured, twin: twin)
-                }
-            }
+    }
+
+    /// Records how a new artifact's admission ended (on the queue).
+    func finishAdmission(_ job: LoadJob) {
+        let key = job.key
+        switch job.harness.state {
+        case .ready:
+            finishLoaded(key, job.record, verdict: job.verdict!, version: loadedVersion(of: job), seconds: job.loadSeconds,
+                         measuredBytes: job.measuredBytes, twin: job.twin)
+        case .deferred:
+            records[key] = nil
+            publish()
+            try? catalog.setState(model: key.model, version: key.version, .discovered, reason: "still being written",
+                                  event: EventDraft(action: "defer", model: key.model, version: key.version, before: "verifying", after: "discovered", reason: "file changed while it was hashed"))
+            scheduleRescan(after: 0.05)
+        case .failed:
+            finishFailed(key, job.record, job.refusal ?? ArtifactVerifier.Failure(state: .failed, reason: job.problem))
+        case .refused:
+            finishFailed(key, job.record, ArtifactVerifier.Failure(state: .failed, reason: job.budgetMessage ?? job.problem))
+        case .abandoned, .new, .checking, .awaitingRoom, .loading:
+            // Shut down meanwhile: the next start admits it again from the start.
+            break
         }
     }
 
     func finishFailed(_ key: Key, _ record: VersionRecord, _ failure: ArtifactVerifier.Failure) {
-        inFlight.remove(key)
         var record = record
         let before = record.state
         record.state = failure.state
@@ -123,14 +84,11 @@ extension Lifecycle {
         log.error("version not admitted", ["model.name": key.model, "model.version": key.version, "state": failure.state.rawValue, "reason": failure.reason])
     }
 
-    func finishLoaded(_ key: Key, _ record: VersionRecord, verdict: ArtifactVerifier.Verdict, session: Session, seconds: Double,
-                              measuredBytes: Int64?, twin: LoadedVersion?) {
-        inFlight.remove(key)
+    func finishLoaded(_ key: Key, _ record: VersionRecord, verdict: ArtifactVerifier.Verdict, version: LoadedVersion, seconds: Double,
+                      measuredBytes: Int64?, twin: LoadedVersion?) {
         var record = record
-        let estimate = twin == nil ? MemoryBudget.estimate(size: verdict.size) : 0  // a twin shares its session
-        let servable = ONNXServable(session: session, provenance: Provenance(model: key.model, version: key.version, sha256: verdict.sha256))
-        loaded[key] = LoadedVersion(model: key.model, version: key.version, sha256: verdict.sha256, servable: servable,
-                                    manifest: verdict.manifest, loadedAt: clock.now(), estimatedBytes: estimate, measuredBytes: measuredBytes)
+        let estimate = version.estimatedBytes
+        loaded[key] = version
         let productionVersion = aliases[key.model]?["production"]
         let hasProduction = productionVersion.map { loaded[Key(model: key.model, version: $0)] != nil } ?? false
         let outcome = AdmissionPolicy.outcome(policy: config.policy(for: key.model), hasServingProduction: hasProduction)

@@ -66,6 +66,7 @@ extension Lifecycle {
     /// Versions that something points at: an alias, a split arm or the shadow.
     func protected(_ model: String) -> Set<Int> {
         Set((aliases[model] ?? [:]).values).union(splits[model].map { Set($0.keys) } ?? []).union(shadows[model].map { [$0.version] } ?? [])
+            .union(reserved.filter { $0.model == model }.map(\.version))
     }
 
     func transition(_ key: Key, to state: VersionState, reason: String, action: String) throws(RegistryError) {
@@ -82,33 +83,6 @@ extension Lifecycle {
     func refreshUpdatedAt(_ key: Key) {
         if let row = try? catalog.version(model: key.model, version: key.version) {
             records[key]?.updatedAt = row.updatedAt
-        }
-    }
-
-    // MARK: Memory budget
-
-    /// Why loading `bytes` more would break the budget, or nil when it fits (or the load order
-    /// says to load anyway, or to unload what nothing points at first, done here).
-    func budgetRefusal(adding bytes: Int64, for model: String) -> String? {
-        let holdings = loaded.map { key, version in
-            MemoryBudget.Holding(model: key.model, version: key.version, bytes: version.accountedBytes, isProtected: protected(key.model).contains(key.version))
-        }
-        switch MemoryBudget.decide(budget: config.memoryBudgetBytes, loaded: holdings, adding: bytes, model: model, order: config.loadOrder) {
-        case .fits:
-            return nil
-        case .overBudget(let message):
-            log.warning("memory budget exceeded; loading the new version before unloading the old (availability_first)", ["model.name": model, "detail": message])
-            return nil
-        case .unload(let versions, let message):
-            for version in versions {
-                let key = Key(model: model, version: version)
-                loaded[key] = nil
-                try? transition(key, to: .retired, reason: "unloaded to make room (\(message), budget_first)", action: "retire")
-            }
-            publish()
-            return nil
-        case .refuse(let message):
-            return message
         }
     }
 }

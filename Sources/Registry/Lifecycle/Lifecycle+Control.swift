@@ -53,55 +53,6 @@ extension Lifecycle {
         }
     }
 
-    /// Points production back at `target`, or at the previous production. A pointer swap when
-    /// the target is still loaded; otherwise it is re-hashed and loaded first, and the outcome
-    /// says so.
-    public func rollback(model: String, to target: Int?, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
-        try onQueue(atomically: "rollback") { () throws(RegistryError) -> CommandOutcome in
-            guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
-            guard let current = aliases[model]?["production"] else {
-                throw RegistryError(.conflict, "model '\(model)' has no production version to roll back from")
-            }
-            let history = productionHistory[model] ?? []
-            let version: Int
-            if let target {
-                version = target
-            } else {
-                let servable = history.reversed().first { candidate in
-                    guard candidate != current, let state = records[Key(model: model, version: candidate)]?.state else { return false }
-                    return state.isServable || state == .retired
-                }
-                guard let servable else {
-                    throw RegistryError(.conflict, "model '\(model)' has no previous production version to roll back to; name one with --to VERSION")
-                }
-                version = servable
-            }
-            let key = try existingKey(model: model, version: version)
-            guard version != current else {
-                throw RegistryError(.conflict, "model '\(model)' version \(version) is already production")
-            }
-            let record = records[key]!
-            switch record.state {
-            case .failed, .quarantined, .missing, .discovered, .verifying, .loading:
-                let why = record.reason.isEmpty ? "" : " (\(record.reason))"
-                throw RegistryError(.conflict, "model '\(model)' version \(version) is \(record.state.rawValue)\(why); it cannot serve")
-            case .ready, .candidate, .live, .shadow, .retired:
-                break
-            }
-            var outcome = CommandOutcome(version: version, previous: current, message: "")
-            if loaded[key] == nil {
-                try reload(key, record)
-                outcome.loadedFirst = true
-            }
-            try supersedeRollout(model: model, actor: actor, by: "rollback")
-            try endSplit(model: model, actor: actor, reason: "ended by a rollback to version \(version)")
-            outcome.eventID = try promoteLocked(key, actor: actor, reason: reason, action: "rollback")
-            outcome.message = "model '\(model)': rolled back to version \(version) (was \(current))"
-                + (outcome.loadedFirst ? "; version \(version) was not loaded and was loaded first" : "")
-            return outcome
-        }
-    }
-
     /// Points a non-production alias at a version, or removes it (`version` nil).
     public func setAlias(model: String, alias: String, version: Int?, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
         try onQueue(atomically: "alias") { () throws(RegistryError) -> CommandOutcome in
@@ -259,64 +210,6 @@ extension Lifecycle {
         }
     }
 
-    /// Re-hashes every recorded artifact that should serve. A changed artifact is quarantined
-    /// and unloaded, except production, whose loaded session (the admitted bytes) keeps serving
-    /// so that the model is not left answering 503; a vanished or unreadable one is marked
-    /// missing, and a loaded one keeps serving from memory.
-    public func verifyArtifacts(model: String? = nil, actor: String) throws(RegistryError) -> [(model: String, version: Int, sha256: String?, problem: String?)] {
-        try onQueue { () throws(RegistryError) -> [(model: String, version: Int, sha256: String?, problem: String?)] in
-            if let model, !records.keys.contains(where: { $0.model == model }) { throw RegistryError(.notFound, "model '\(model)' not found") }
-            var results: [(model: String, version: Int, sha256: String?, problem: String?)] = []
-            for (key, record) in records.sorted(by: { $0.key < $1.key }) where model == nil || key.model == model {
-                guard record.state.isServable || record.state == .retired, let recorded = record.sha256 else { continue }
-                let digest: (hex: String, size: Int64)
-                let serving = loaded[key] != nil
-                // Read before hashing: bytes written after the hash must not pass as checked.
-                let identity = ModelDirectory.identity(of: record.path)
-                do throws(RegistryError) { digest = try SHA256.file(at: record.path) } catch {
-                    // As when a scan finds the file gone: a loaded session holds the admitted
-                    // bytes and keeps serving; the state says the file is missing.
-                    let reason = "artifact '\(record.path)' cannot be read during verification: \(error.message)"
-                        + (serving ? "; still serving from memory" : "")
-                    try transition(key, to: .missing, reason: reason, action: "missing")
-                    log.warning("artifact unreadable during verification", ["model.name": key.model, "model.version": key.version, "serving": serving])
-                    results.append((key.model, key.version, nil, reason))
-                    continue
-                }
-                let production = aliases[key.model]?["production"] == key.version
-                switch ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: recorded, found: digest.hex, loaded: serving,
-                                               production: production, occasion: .verify(actor: actor)) {
-                case .intact:
-                    results.append((key.model, key.version, digest.hex, nil))
-                case .serveFromMemory(let reason):
-                    // Memory holds exactly what was admitted: production serves on, and says
-                    // its file changed.
-                    results.append((key.model, key.version, digest.hex, reason))
-                    try quarantineOnce(key, record, digest: digest, path: record.path, reason: reason)
-                    if var updated = records[key] {
-                        if let identity {
-                            updated.size = identity.size
-                            updated.mtime = identity.mtime
-                        }
-                        updated.file = .changed
-                        updated.reason = reason
-                        try catalog.save(updated, event: nil)
-                        records[key] = updated
-                    }
-                case .quarantine(let unload, let reason):
-                    results.append((key.model, key.version, digest.hex, reason))
-                    try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
-                    log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
-                    if unload { loaded[key] = nil }
-                    try transition(key, to: .quarantined, reason: reason, action: "quarantine")
-                    records[key]?.file = .changed
-                }
-            }
-            publish()
-            return results
-        }
-    }
-
     /// What served `model`'s unpinned traffic at time `at`: the production version and the split
     /// then, replayed from the audit trail, with the event that set it.
     public func servedAt(model: String, at: Double) throws(RegistryError) -> (version: Int?, split: [Int: Int]?, eventID: Int64?, since: Double?) {
@@ -348,19 +241,6 @@ extension Lifecycle {
             throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
         }
         return key
-    }
-
-    /// Loads a retired version again for a rollback: its bytes must still be what was admitted
-    /// (``ArtifactIntegrity``: other bytes are quarantined, and the rollback refused).
-    private func reload(_ key: Key, _ record: VersionRecord) throws(RegistryError) {
-        let digest = try SHA256.file(at: record.path)
-        if case .quarantine(_, let reason) = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
-                                                                      loaded: false, production: false, occasion: .reload) {
-            throw RegistryError(.verificationFailed, reason)
-        }
-        let started = clock.now()
-        loaded[key] = try loadChecked(key, record, sha256: digest.hex, size: digest.size)
-        try transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", clock.now() - started), action: "ready")
     }
 
     func restoreProductionHistory() throws(RegistryError) {

@@ -25,7 +25,10 @@ extension Lifecycle {
             let arms = TrafficSplit.layout(weights)
             let versions = arms.compactMap { loaded[Key(model: model, version: $0.version)] }
             guard versions.count == arms.count else {
-                log.warning("split not applied: a version in it is not loaded; production serves", ["model.name": model])
+                // Said once the loads in flight (startup's) have ended, not on every publish meanwhile.
+                if !arms.contains(where: { jobs[Key(model: model, version: $0.version)] != nil }) {
+                    log.warning("split not applied: a version in it is not loaded; production serves", ["model.name": model])
+                }
                 continue
             }
             table.models[model]?.arms = zip(arms, versions).map { RoutingTable.Arm(version: $1, upperBucket: $0.upperBucket) }
@@ -34,7 +37,9 @@ extension Lifecycle {
             // The report exists while the shadow is in force, loaded or not (the listing shows it).
             let tally = mirror.tally(model: model, version: shadow.version, percent: shadow.percent)
             guard let version = loaded[Key(model: model, version: shadow.version)] else {
-                log.warning("shadow not applied: its version is not loaded", ["model.name": model, "model.version": shadow.version])
+                if jobs[Key(model: model, version: shadow.version)] == nil {
+                    log.warning("shadow not applied: its version is not loaded", ["model.name": model, "model.version": shadow.version])
+                }
                 continue
             }
             table.models[model]?.shadow = RoutingTable.Shadow(version: version, percent: shadow.percent, tally: tally)

@@ -33,7 +33,12 @@ extension Lifecycle {
         }
         try restoreProductionHistory()
         try restoreRollouts()
-        for (key, record) in records.sorted(by: { $0.key < $1.key }) {
+        // Production first, then what an alias, split or shadow points at, then the rest: under
+        // `budget_first` what matters most is loaded while there is room.
+        func rank(_ key: Key) -> Int {
+            aliases[key.model]?["production"] == key.version ? 0 : protected(key.model).contains(key.version) ? 1 : 2
+        }
+        for (key, record) in records.sorted(by: { (rank($0.key), $0.key) < (rank($1.key), $1.key) }) {
             switch record.state {
             case .verifying, .loading, .discovered:
                 // Interrupted by a crash: start admission again from scratch.
@@ -44,40 +49,55 @@ extension Lifecycle {
             case .ready, .candidate, .live, .shadow:
                 break
             }
-            guard let identity = ModelDirectory.identity(of: record.path) else {
+            guard ModelDirectory.identity(of: record.path) != nil else {
                 try transition(key, to: .missing, reason: "artifact '\(record.path)' is gone (found at startup)", action: "missing")
                 continue
             }
-            let digest: (hex: String, size: Int64)
-            do throws(RegistryError) { digest = try SHA256.file(at: record.path) } catch {
-                try transition(key, to: .failed, reason: error.message, action: "fail")
-                continue
-            }
-            if case .quarantine(_, let reason) = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
-                                                                          loaded: false, production: false, occasion: .startup) {
-                try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
-                try transition(key, to: .quarantined, reason: reason, action: "quarantine")
-                log.error("artifact changed while down; version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
-                // The quarantined file's identity, so that the first scan does not quarantine
-                // the same bytes again.
-                if var updated = records[key] {
-                    updated.size = identity.size
-                    updated.mtime = identity.mtime
-                    updated.file = .changed
-                    try catalog.save(updated, event: nil)
-                    records[key] = updated
+            // Re-hashed and loaded on the loader thread, through the memory budget; the queue
+            // stays free, so the control API and /metrics answer meanwhile.
+            beginLoad(LoadJob(key: key, cause: .restore, record: record))
+        }
+        publish()
+    }
+}
+
+extension Lifecycle {
+    /// Records how a restored version's load ended (on the queue).
+    func finishRestore(_ job: LoadJob) {
+        let key = job.key
+        do throws(RegistryError) {
+            switch job.harness.state {
+            case .ready:
+                loaded[key] = loadedVersion(of: job)
+                if let identity = ModelDirectory.identity(of: job.record.path) { records[key]?.mtime = identity.mtime }
+                log.info("version restored", ["model.name": key.model, "model.version": key.version, "state": job.record.state.rawValue])
+            case .failed:
+                if let changed = job.changedBytes, let refusal = job.refusal {
+                    try catalog.quarantine(model: key.model, version: key.version, sha256: changed.hex, size: changed.size, path: job.record.path, reason: refusal.reason)
+                    try transition(key, to: .quarantined, reason: refusal.reason, action: "quarantine")
+                    log.error("artifact changed while down; version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": changed.hex])
+                    // The quarantined file's identity, so that the first scan does not
+                    // quarantine the same bytes again.
+                    if var updated = records[key], let identity = ModelDirectory.identity(of: job.record.path) {
+                        updated.size = identity.size
+                        updated.mtime = identity.mtime
+                        updated.file = .changed
+                        try catalog.save(updated, event: nil)
+                        records[key] = updated
+                    }
+                } else {
+                    try transition(key, to: .failed, reason: job.problem, action: "fail")
                 }
-                continue
+            case .refused:
+                let reason = "not loaded at startup: \(job.budgetMessage ?? "over the memory budget") (budget_first)"
+                try transition(key, to: .retired, reason: reason, action: "retire")
+                log.error("version not restored: it does not fit the memory budget", ["model.name": key.model, "model.version": key.version,
+                                                                                         "detail": job.budgetMessage ?? ""])
+            case .deferred, .abandoned, .new, .checking, .awaitingRoom, .loading:
+                break
             }
-            do throws(RegistryError) {
-                loaded[key] = try loadChecked(key, record, sha256: digest.hex, size: digest.size)
-                var updated = record
-                updated.mtime = identity.mtime
-                records[key] = updated
-                log.info("version restored", ["model.name": key.model, "model.version": key.version, "state": record.state.rawValue])
-            } catch {
-                try transition(key, to: .failed, reason: error.message, action: "fail")
-            }
+        } catch {
+            log.error("cannot record a restored version", ["model.name": key.model, "model.version": key.version, "error": error.message])
         }
         publish()
     }

@@ -20,7 +20,7 @@ extension Lifecycle {
         for observation in scan.artifacts {
             let key = Key(model: observation.model, version: observation.version)
             present.insert(key)
-            if inFlight.contains(key) { continue }
+            if jobs[key] != nil || checking.contains(key) { continue }
             if let record = records[key] {
                 if let wait = try reconcileKnown(key, record, observation, now: now) {
                     earliestSettle = min(earliestSettle ?? wait, wait)
@@ -67,15 +67,6 @@ extension Lifecycle {
         return age >= window ? nil : window - age
     }
 
-    /// Loads a version whose file was just hashed and found to be the admitted bytes (`sha256`).
-    func loadChecked(_ key: Key, _ record: VersionRecord, sha256: String, size: Int64) throws(RegistryError) -> LoadedVersion {
-        let manifest = record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) }
-        let session = try loader.load(path: record.path, manifest: manifest)
-        let servable = ONNXServable(session: session, provenance: Provenance(model: key.model, version: key.version, sha256: sha256))
-        return LoadedVersion(model: key.model, version: key.version, sha256: sha256, servable: servable, manifest: manifest,
-                             loadedAt: clock.now(), estimatedBytes: MemoryBudget.estimate(size: size))
-    }
-
     /// How long a file that arrived by rename must stay unmodified.
     static let renameQuiet = 0.25
 
@@ -106,9 +97,33 @@ extension Lifecycle {
         let changedBeyondProduction = record.file == .changed && !(production && loaded[key] != nil)
         if sameIdentity && record.state != .missing && !changedBeyondProduction { return nil }
         if let wait = settleRemaining(observation, now: now) { return wait }
-        // The file changed (or came back): is it still the same artifact?
-        let digest: (hex: String, size: Int64)
-        do throws(RegistryError) { digest = try SHA256.file(at: observation.path) } catch { return nil }
+        if record.state == .missing && production && loaded[key] == nil {
+            // Production was missing when the daemon started, so nothing serves the model: its
+            // file is back, so it is checked and loaded again (through the memory budget, as
+            // any load) rather than left retired until an operator notices the 503s.
+            beginLoad(LoadJob(key: key, cause: .reappearance, record: record, observation: observation))
+            return nil
+        }
+        // The file changed (or came back): is it still the same artifact? Hashed on the loader
+        // thread; judged on the queue against the record as it is then.
+        checking.insert(key)
+        loaderQueue.async { [self] in
+            let digest = try? SHA256.file(at: observation.path)
+            queue.async { [self] in
+                checking.remove(key)
+                guard !stopped, let digest, let record = records[key] else { return }
+                do throws(RegistryError) { try reconcileHashed(key, record, observation, digest: digest, now: clock.now()) } catch {
+                    log.error("rescan failed", ["error": error.message])
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Applies ``ArtifactIntegrity`` to a known version whose file a scan found changed (on the queue).
+    func reconcileHashed(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, digest: (hex: String, size: Int64),
+                         now: Double) throws(RegistryError) {
+        let production = aliases[key.model]?["production"] == key.version
         let verdict = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
                                               loaded: loaded[key] != nil, production: production, occasion: .scan)
         var updated = record
@@ -126,22 +141,6 @@ extension Lifecycle {
             }
             if record.state == .missing {
                 updated.reason = "artifact reappeared with the same bytes"
-                if loaded[key] == nil && production {
-                    // Production was missing when the daemon started, so nothing serves the
-                    // model: its file is back with the admitted bytes, so it is loaded again
-                    // (on the queue, as a rollback's reload is) rather than left retired until
-                    // an operator notices the 503s.
-                    do throws(RegistryError) {
-                        loaded[key] = try loadChecked(key, record, sha256: digest.hex, size: digest.size)
-                        updated.reason += "; production loaded again"
-                        log.notice("production reappeared and was loaded again", ["model.name": key.model, "model.version": key.version])
-                    } catch {
-                        // Left missing, with its identity unchanged: the next scan tries again.
-                        log.error("production reappeared but could not be loaded; the next scan tries again",
-                                  ["model.name": key.model, "model.version": key.version, "error": error.message])
-                        return nil
-                    }
-                }
                 let serving = loaded[key] != nil
                 updated.state = serving ? (production ? .live : .ready) : .retired
                 event = EventDraft(action: "reappear", model: key.model, version: key.version, before: "missing", after: updated.state.rawValue, reason: updated.reason)
@@ -173,7 +172,44 @@ extension Lifecycle {
                 publish()
             }
         }
-        return nil
+    }
+
+    /// Records how production's reload after its file came back ended (on the queue).
+    func finishReappearance(_ job: LoadJob) {
+        let key = job.key
+        guard var updated = records[key] else { return }
+        do throws(RegistryError) {
+            switch job.harness.state {
+            case .ready:
+                loaded[key] = loadedVersion(of: job)
+                let production = aliases[key.model]?["production"] == key.version
+                if let observation = job.observation {
+                    updated.mtime = observation.mtime
+                    updated.size = observation.size
+                }
+                updated.file = .present
+                updated.state = production ? .live : .ready
+                updated.reason = "artifact reappeared with the same bytes; production loaded again"
+                updated.updatedAt = clock.now()
+                try catalog.save(updated, event: EventDraft(action: "reappear", model: key.model, version: key.version, before: "missing",
+                                                            after: updated.state.rawValue, reason: updated.reason))
+                records[key] = updated
+                log.notice("production reappeared and was loaded again", ["model.name": key.model, "model.version": key.version])
+                publish()
+            case .failed where job.changedBytes != nil:
+                if let observation = job.observation {
+                    try reconcileHashed(key, updated, observation, digest: job.changedBytes!, now: clock.now())
+                }
+            case .failed, .refused:
+                // Left missing, with its identity unchanged: the next scan tries again.
+                log.error("production reappeared but could not be loaded; the next scan tries again",
+                          ["model.name": key.model, "model.version": key.version, "error": job.problem])
+            case .deferred, .abandoned, .new, .checking, .awaitingRoom, .loading:
+                break
+            }
+        } catch {
+            log.error("cannot record a reappeared version", ["model.name": key.model, "model.version": key.version, "error": error.message])
+        }
     }
 
     /// Records `digest`, found under a known version, in the quarantine table, once per file:

@@ -47,7 +47,12 @@ public final class Lifecycle: @unchecked Sendable {
     var records: [Key: VersionRecord] = [:]
     var loaded: [Key: LoadedVersion] = [:]
     var aliases: [String: [String: Int]] = [:]
-    var inFlight: Set<Key> = []
+    /// Versions on their way into memory, each with its harness (``LoadJob``).
+    var jobs: [Key: LoadJob] = [:]
+    /// Known versions whose changed file is being hashed on the loader thread (a rescan).
+    var checking: Set<Key> = []
+    /// Versions a command loaded and is about to give a role: retention leaves them alone.
+    var reserved: Set<Key> = []
     /// Paths reported by the watcher as renamed into place, with when.
     var movedIn: [String: Double] = [:]
     /// Weighted splits in force, by model: version to percent.
@@ -68,6 +73,8 @@ public final class Lifecycle: @unchecked Sendable {
     var settleRecheckScheduled = false
     var timer: DispatchSourceTimer?
     var stopped = false
+    /// The loads that a stop abandoned, for its log line.
+    var inFlightAtStop: [String] = []
     /// Set once `restore` has loaded the catalog into memory; scans wait for it.
     var restored = false
     /// Inside ``atomically(_:_:)``: publishing waits for the commit.
@@ -150,6 +157,16 @@ public final class Lifecycle: @unchecked Sendable {
         }
     }
 
+    /// Ends the loads in flight (from any thread): the first step of a stop, so that a command
+    /// waiting for a load answers before the server drains. Loads still running on the loader
+    /// thread finish there, and ``stop(loadDeadline:)`` waits for them.
+    public func abandonLoadsForStop() {
+        queue.sync {
+            inFlightAtStop += jobs.keys.map { "\($0.model)@\($0.version)" }
+            abandonLoads()
+        }
+    }
+
     /// Stops watching and rescanning, then flushes the statistics. Loaded versions keep serving
     /// until the process ends.
     ///
@@ -161,6 +178,10 @@ public final class Lifecycle: @unchecked Sendable {
         watcher?.stop()
         mirror.stop()
         queue.sync {
+            // Waiters (a rollback loading its target) are told now; what runs on the loader
+            // thread is waited for below, within the deadline.
+            inFlightAtStop += jobs.keys.map { "\($0.model)@\($0.version)" }
+            abandonLoads()
             stopped = true
             timer?.cancel()
             timer = nil
@@ -172,7 +193,7 @@ public final class Lifecycle: @unchecked Sendable {
         let drained = DispatchSemaphore(value: 0)
         loaderQueue.async { drained.signal() }
         if drained.wait(timeout: .now() + max(loadDeadline, 0)) == .timedOut {
-            let loading = queue.sync { inFlight.map { "\($0.model)@\($0.version)" }.sorted().joined(separator: ",") }
+            let loading = queue.sync { Set(inFlightAtStop).sorted().joined(separator: ",") }
             log.warning("stopping without waiting for a model load still running; the version is admitted again at the next start",
                         ["waited_seconds": loadDeadline, "in_flight": loading])
         }
@@ -201,7 +222,7 @@ public final class Lifecycle: @unchecked Sendable {
     /// (tests, and `registryctl rescan --wait`).
     public func waitUntilIdle(timeout: Double = 60) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
-        func idle() -> Bool { queue.sync { inFlight.isEmpty && !rescanScheduled && !settleRecheckScheduled } }
+        func idle() -> Bool { queue.sync { jobs.isEmpty && checking.isEmpty && !rescanScheduled && !settleRecheckScheduled } }
         while Date() < deadline {
             if idle() {
                 loaderQueue.sync {}

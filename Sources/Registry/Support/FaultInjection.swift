@@ -11,13 +11,18 @@ import Foundation
 /// `rollout-advance`, `rollout-promote` and `rollout-rollback`.
 ///
 /// `REGISTRYD_FAULT_LOAD_DELAY=<seconds>` makes every model load that much slower (a model that
-/// loads for longer than the settle window, without a huge file).
+/// loads for longer than the settle window, without a huge file). With
+/// `REGISTRYD_FAULT_LOAD_DELAY_WHILE=<path>` as well, only loads that begin while that file
+/// exists are slowed, so that a test can let startup load quickly and then slow one later load
+/// (a rollback's, a restart's).
 public enum FaultInjection {
     static let loadDelaySeconds: Double = getenv("REGISTRYD_FAULT_LOAD_DELAY").flatMap { Double(String(cString: $0)) }.map { max(0, min($0, 600)) } ?? 0
+    static let loadDelayWhile: String? = getenv("REGISTRYD_FAULT_LOAD_DELAY_WHILE").map { String(cString: $0) }
 
     /// On the loader's queue, before a session is created.
     static func delayLoad() {
         guard loadDelaySeconds > 0 else { return }
+        if let loadDelayWhile, access(loadDelayWhile, F_OK) != 0 { return }
         usleep(UInt32(loadDelaySeconds * 1e6))
     }
 
@@ -28,7 +33,7 @@ public enum FaultInjection {
 
     /// What is armed (logged at start, so a daemon run this way says so).
     public static var armed: [String] {
-        killPoints.sorted() + (loadDelaySeconds > 0 ? ["load delay \(loadDelaySeconds) s"] : [])
+        killPoints.sorted() + (loadDelaySeconds > 0 ? ["load delay \(loadDelaySeconds) s" + (loadDelayWhile.map { " while \($0) exists" } ?? "")] : [])
     }
 
     @inline(__always)

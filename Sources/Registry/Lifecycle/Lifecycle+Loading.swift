@@ -1,0 +1,204 @@
+import Foundation
+import Runtime
+
+/// The owner of every load in flight: it feeds each version's ``LoadHarness`` and carries out
+/// what it asks. Checking (hashing) and loading run on `loaderQueue`, never on `queue`, so the
+/// control API, `/metrics` and the status page answer while a model hashes or loads; the memory
+/// budget is asked, and every outcome recorded, on `queue`.
+extension Lifecycle {
+    /// Starts loading a version (on the queue). A version already in flight is left to its job.
+    func beginLoad(_ job: LoadJob) {
+        guard jobs[job.key] == nil, !stopped else {
+            job.harness = LoadHarness(cause: job.harness.cause, state: .abandoned)
+            job.completion?(job)
+            return
+        }
+        jobs[job.key] = job
+        feed(job, .start)
+    }
+
+    /// Hands `event` to the job's harness and carries out the actions it returns (on the queue).
+    func feed(_ job: LoadJob, _ event: LoadHarness.Event) {
+        // A result that comes back for a job already ended (a stop) is dropped.
+        guard jobs[job.key] === job else { return }
+        for action in job.harness.handle(event) {
+            switch action {
+            case .check: check(job)
+            case .askForRoom: feed(job, .room(room(for: job)))
+            case .logOverrun:
+                log.warning("memory budget exceeded; loading the new version before unloading the old (availability_first)",
+                            ["model.name": job.key.model, "model.version": job.key.version, "detail": job.budgetMessage ?? ""])
+            case .load: load(job)
+            case .finish: finish(job)
+            }
+        }
+    }
+
+    /// Ends every job in flight (the daemon is stopping): waiters are told at once; a load still
+    /// running on the loader thread finishes there and its result is dropped.
+    func abandonLoads() {
+        for job in jobs.values.sorted(by: { $0.key < $1.key }) { feed(job, .stopping) }
+    }
+
+    // MARK: The steps
+
+    private func check(_ job: LoadJob) {
+        let cause = job.harness.cause
+        let record = job.record
+        let path = job.path
+        switch cause {
+        case .admission:
+            let observation = job.observation!
+            let requireSignature = config.policy(for: job.key.model).requireSignature
+            let verifier = self.verifier
+            loaderQueue.async { [self] in
+                let verdict = verifier.verify(observation, requireSignature: requireSignature)
+                // Written to after it looked settled: not complete after all. Tried again later,
+                // recording no failure.
+                let identity = ModelDirectory.identity(of: observation.path)
+                let stillWriting = identity == nil || identity!.size != observation.size || identity!.mtime != observation.mtime
+                    || (try? verdict.get().size).map { $0 != observation.size } == true
+                queue.async { [self] in
+                    if stillWriting { return feed(job, .checked(.stillBeingWritten)) }
+                    switch verdict {
+                    case .success(let passed):
+                        guard jobs[job.key] === job else { return }
+                        job.verdict = passed
+                        recordVerified(job)
+                        feed(job, .checked(.passed))
+                    case .failure(let failure):
+                        job.refusal = failure
+                        feed(job, .checked(.refused))
+                    }
+                }
+            }
+        case .restore, .reappearance, .rollback:
+            let occasion: ArtifactIntegrity.Occasion = cause == .restore ? .startup : cause == .rollback ? .reload : .scan
+            loaderQueue.async { [self] in
+                let digest: Result<(hex: String, size: Int64), RegistryError>
+                do throws(RegistryError) { digest = .success(try SHA256.file(at: path)) } catch { digest = .failure(error) }
+                queue.async { [self] in
+                    switch digest {
+                    case .failure(let error):
+                        job.refusal = ArtifactVerifier.Failure(state: .failed, reason: error.message)
+                        feed(job, .checked(.refused))
+                    case .success(let digest):
+                        switch ArtifactIntegrity.judge(model: job.key.model, version: job.key.version, recorded: record.sha256, found: digest.hex,
+                                                       loaded: false, production: false, occasion: occasion) {
+                        case .intact:
+                            job.verdict = ArtifactVerifier.Verdict(sha256: digest.hex, size: digest.size, manifest: Lifecycle.manifest(of: record),
+                                                                   manifestText: record.manifest, signatureStatus: record.signatureStatus,
+                                                                   signatureKey: record.signatureKey)
+                            feed(job, .checked(.passed))
+                        case .quarantine(_, let reason), .serveFromMemory(let reason):
+                            job.changedBytes = digest
+                            job.refusal = ArtifactVerifier.Failure(state: .quarantined, reason: reason, sha256: digest.hex, size: digest.size)
+                            feed(job, .checked(.refused))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The memory budget's answer for the job (on the queue). Loads in flight count for what
+    /// they reserved, so that several loads decided before any of them ends cannot overcommit.
+    private func room(for job: LoadJob) -> LoadHarness.Room {
+        let verdict = job.verdict!
+        if job.harness.cause == .admission,
+           let twin = loaded.values.first(where: { $0.sha256 == verdict.sha256 && $0.servable is ONNXServable }) {
+            // Identical bytes already loaded: the same session, under this version's provenance.
+            job.twin = twin
+            return .fits
+        }
+        let bytes = MemoryBudget.estimate(size: verdict.size)
+        var holdings = loaded.map { key, version in
+            MemoryBudget.Holding(model: key.model, version: key.version, bytes: version.accountedBytes, isProtected: protected(key.model).contains(key.version))
+        }
+        holdings += jobs.values.filter { $0.reservedBytes > 0 }.map {
+            MemoryBudget.Holding(model: $0.key.model, version: $0.key.version, bytes: $0.reservedBytes, isProtected: true)
+        }
+        switch MemoryBudget.decide(budget: config.memoryBudgetBytes, loaded: holdings, adding: bytes, model: job.key.model, order: config.loadOrder) {
+        case .fits:
+            job.reservedBytes = bytes
+            return .fits
+        case .overBudget(let message):
+            job.reservedBytes = bytes
+            job.budgetMessage = message
+            return .overBudget
+        case .unload(let versions, let message):
+            for version in versions {
+                let key = Key(model: job.key.model, version: version)
+                loaded[key] = nil
+                try? transition(key, to: .retired, reason: "unloaded to make room (\(message), budget_first)", action: "retire")
+            }
+            publish()
+            job.reservedBytes = bytes
+            return .fits
+        case .refuse(let message):
+            job.budgetMessage = message
+            return .refused
+        }
+    }
+
+    private func load(_ job: LoadJob) {
+        let path = job.path
+        let manifest = job.verdict?.manifest
+        let twinSession = (job.twin?.servable as? ONNXServable)?.session
+        log.debug("load started", ["model.name": job.key.model, "model.version": job.key.version, "cause": job.harness.cause.rawValue])
+        loaderQueue.async { [self] in
+            let started = clock.now()
+            let residentBefore = MemoryBudget.residentBytes()
+            let outcome: Result<Session, RegistryError>
+            if let twinSession {
+                outcome = .success(twinSession)
+            } else {
+                do throws(RegistryError) { outcome = .success(try loader.load(path: path, manifest: manifest)) } catch { outcome = .failure(error) }
+            }
+            let seconds = clock.now() - started
+            // Measured on the loader queue, the only place sessions load; serving threads may
+            // allocate meanwhile, so it is a measurement, not an exact attribution.
+            let residentAfter = MemoryBudget.residentBytes()
+            let measured: Int64? = twinSession != nil ? 0 : residentBefore.flatMap { before in residentAfter.map { max($0 - before, 0) } }
+            queue.async { [self] in
+                job.loadSeconds = seconds
+                job.measuredBytes = measured
+                switch outcome {
+                case .success(let session):
+                    job.session = session
+                    feed(job, .loaded)
+                case .failure(let error):
+                    job.loadError = error.message
+                    feed(job, .loadFailed)
+                }
+            }
+        }
+    }
+
+    /// The loaded version a job made.
+    func loadedVersion(of job: LoadJob) -> LoadedVersion {
+        let verdict = job.verdict!
+        let servable = ONNXServable(session: job.session!, provenance: Provenance(model: job.key.model, version: job.key.version, sha256: verdict.sha256))
+        // A twin shares its session: it adds nothing to the budget.
+        let estimate = job.twin == nil ? MemoryBudget.estimate(size: verdict.size) : 0
+        return LoadedVersion(model: job.key.model, version: job.key.version, sha256: verdict.sha256, servable: servable, manifest: verdict.manifest,
+                             loadedAt: clock.now(), estimatedBytes: estimate, measuredBytes: job.measuredBytes)
+    }
+
+    static func manifest(of record: VersionRecord) -> Manifest? {
+        record.manifest.flatMap { try? Manifest.parse(file: record.path, data: Data($0.utf8)) }
+    }
+
+    // MARK: Outcomes
+
+    private func finish(_ job: LoadJob) {
+        jobs[job.key] = nil
+        switch job.harness.cause {
+        case .admission: finishAdmission(job)
+        case .restore: finishRestore(job)
+        case .reappearance: finishReappearance(job)
+        case .rollback: finishRollbackLoad(job)
+        }
+        job.completion?(job)
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import Synchronization
+
+/// `rollback`: production back to a version that served before. A pointer swap when the target
+/// is loaded; otherwise its load (check, budget, load: a ``LoadJob``) runs on the loader thread
+/// while the command waits off the queue, so the control API and /metrics answer meanwhile.
+extension Lifecycle {
+    /// Points production back at `target`, or at the previous production. A pointer swap when
+    /// the target is still loaded; otherwise it is re-hashed and loaded first, and the outcome
+    /// says so.
+    public func rollback(model: String, to target: Int?, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
+        let (key, needsLoad) = try onQueue { () throws(RegistryError) -> (Key, Bool) in
+            let (key, _) = try rollbackTarget(model: model, to: target)
+            return (key, loaded[key] == nil)
+        }
+        if needsLoad { try loadForRollback(key) }
+        defer { queue.sync { _ = reserved.remove(key) } }
+        return try onQueue(atomically: "rollback") { () throws(RegistryError) -> CommandOutcome in
+            // Checked again: another command may have moved production meanwhile.
+            let (checked, current) = try rollbackTarget(model: model, to: key.version)
+            guard loaded[checked] != nil else {
+                throw RegistryError(.conflict, "model '\(model)' version \(key.version) was unloaded while it was being loaded for the rollback; retry")
+            }
+            var outcome = CommandOutcome(version: key.version, previous: current, message: "")
+            outcome.loadedFirst = needsLoad
+            try supersedeRollout(model: model, actor: actor, by: "rollback")
+            try endSplit(model: model, actor: actor, reason: "ended by a rollback to version \(key.version)")
+            outcome.eventID = try promoteLocked(key, actor: actor, reason: reason, action: "rollback")
+            outcome.message = "model '\(model)': rolled back to version \(key.version) (was \(current))"
+                + (outcome.loadedFirst ? "; version \(key.version) was not loaded and was loaded first" : "")
+            return outcome
+        }
+    }
+
+    /// The version a rollback goes to, and the production it replaces (on the queue).
+    private func rollbackTarget(model: String, to target: Int?) throws(RegistryError) -> (Key, current: Int) {
+        guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
+        guard let current = aliases[model]?["production"] else {
+            throw RegistryError(.conflict, "model '\(model)' has no production version to roll back from")
+        }
+        let version: Int
+        if let target {
+            version = target
+        } else {
+            let history = productionHistory[model] ?? []
+            let servable = history.reversed().first { candidate in
+                guard candidate != current, let state = records[Key(model: model, version: candidate)]?.state else { return false }
+                return state.isServable || state == .retired
+            }
+            guard let servable else {
+                throw RegistryError(.conflict, "model '\(model)' has no previous production version to roll back to; name one with --to VERSION")
+            }
+            version = servable
+        }
+        let key = try existingKey(model: model, version: version)
+        guard version != current else {
+            throw RegistryError(.conflict, "model '\(model)' version \(version) is already production")
+        }
+        let record = records[key]!
+        switch record.state {
+        case .failed, .quarantined, .missing, .discovered, .verifying, .loading:
+            let why = record.reason.isEmpty ? "" : " (\(record.reason))"
+            throw RegistryError(.conflict, "model '\(model)' version \(version) is \(record.state.rawValue)\(why); it cannot serve")
+        case .ready, .candidate, .live, .shadow, .retired:
+            return (key, current)
+        }
+    }
+
+    /// Loads a retired version for a rollback and waits for it, off the queue. Its bytes must
+    /// still be the admitted ones (other bytes are quarantined), and it must fit the memory
+    /// budget as any load must.
+    private func loadForRollback(_ key: Key) throws(RegistryError) {
+        let done = DispatchSemaphore(value: 0)
+        let ended = Mutex<(state: LoadHarness.State, problem: String)?>(nil)
+        try onQueue { () throws(RegistryError) in
+            guard let record = records[key] else { throw RegistryError(.notFound, "model '\(key.model)' version \(key.version) not found") }
+            if let other = jobs[key] {
+                throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) is already being loaded (\(other.harness.cause.rawValue)); retry")
+            }
+            beginLoad(LoadJob(key: key, cause: .rollback, record: record) { job in
+                ended.withLock { $0 = (job.harness.state, job.problem) }
+                done.signal()
+            })
+        }
+        done.wait()
+        let (state, problem) = ended.withLock { $0 } ?? (.abandoned, "registryd is stopping")
+        switch state {
+        case .ready: return
+        case .refused: throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) cannot be loaded for the rollback: \(problem)")
+        case .abandoned: throw RegistryError(.unavailable, "registryd is stopping; the rollback of model '\(key.model)' did not happen")
+        default:
+            let quarantined = queue.sync { records[key]?.state == .quarantined }
+            throw RegistryError(quarantined ? .verificationFailed : .modelFailure, quarantined ? problem : "model '\(key.model)' version \(key.version): \(problem)")
+        }
+    }
+
+    /// Records how a rollback's load ended (on the queue): loaded, it is `ready` and reserved
+    /// for the command; with changed bytes, quarantined.
+    func finishRollbackLoad(_ job: LoadJob) {
+        let key = job.key
+        do throws(RegistryError) {
+            switch job.harness.state {
+            case .ready:
+                loaded[key] = loadedVersion(of: job)
+                reserved.insert(key)
+                try transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", job.loadSeconds), action: "ready")
+                publish()
+            case .failed where job.changedBytes != nil:
+                let changed = job.changedBytes!
+                let reason = job.problem
+                try catalog.quarantine(model: key.model, version: key.version, sha256: changed.hex, size: changed.size, path: job.record.path, reason: reason)
+                try transition(key, to: .quarantined, reason: reason, action: "quarantine")
+                records[key]?.file = .changed
+                log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
+            case .failed, .refused, .deferred, .abandoned, .new, .checking, .awaitingRoom, .loading:
+                break
+            }
+        } catch {
+            log.error("cannot record a rollback's load", ["model.name": key.model, "model.version": key.version, "error": error.message])
+        }
+    }
+}

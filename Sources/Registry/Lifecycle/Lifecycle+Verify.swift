@@ -1,0 +1,92 @@
+import Foundation
+
+/// `verify`: every recorded artifact that should serve, hashed again on demand.
+extension Lifecycle {
+    /// One version's verification: its hash when the file could be read, and the problem found.
+    public typealias VerifyResult = (model: String, version: Int, sha256: String?, problem: String?)
+
+    /// Re-hashes every recorded artifact that should serve. A changed artifact is quarantined
+    /// and unloaded, except production, whose loaded session (the admitted bytes) keeps serving
+    /// so that the model is not left answering 503 and says its file changed; a vanished or
+    /// unreadable one is marked missing, and a loaded one keeps serving from memory.
+    ///
+    /// The hashing runs on the calling thread, off the queue; what it found is judged on the
+    /// queue against each record as it is then (``ArtifactIntegrity``).
+    public func verifyArtifacts(model: String? = nil, actor: String) throws(RegistryError) -> [VerifyResult] {
+        let candidates = try onQueue { () throws(RegistryError) -> [(Key, VersionRecord)] in
+            if let model, !records.keys.contains(where: { $0.model == model }) { throw RegistryError(.notFound, "model '\(model)' not found") }
+            return records.sorted(by: { $0.key < $1.key }).filter { key, record in
+                (model == nil || key.model == model) && (record.state.isServable || record.state == .retired) && record.sha256 != nil
+            }
+        }
+        var found: [(Key, VersionRecord, (size: Int64, mtime: Double, inode: UInt64)?, Result<(hex: String, size: Int64), RegistryError>)] = []
+        for (key, record) in candidates {
+            // Read before hashing: bytes written after the hash must not pass as checked.
+            let identity = ModelDirectory.identity(of: record.path)
+            do throws(RegistryError) { found.append((key, record, identity, .success(try SHA256.file(at: record.path)))) } catch {
+                found.append((key, record, identity, .failure(error)))
+            }
+        }
+        return try onQueue { () throws(RegistryError) -> [VerifyResult] in
+            var results: [VerifyResult] = []
+            for (key, seen, identity, digest) in found {
+                // A version whose record changed meanwhile (quarantined by a scan, retired, a
+                // new admission) is reported as found, and judged by whoever changed it.
+                guard let record = records[key], record.sha256 == seen.sha256, record.state.isServable || record.state == .retired else {
+                    results.append((key.model, key.version, try? digest.get().hex, nil))
+                    continue
+                }
+                results.append(try judgeVerified(key, record, identity: identity, digest: digest, actor: actor))
+            }
+            publish()
+            return results
+        }
+    }
+
+    /// Applies one verification finding (on the queue).
+    private func judgeVerified(_ key: Key, _ record: VersionRecord, identity: (size: Int64, mtime: Double, inode: UInt64)?, digest: Result<(hex: String, size: Int64), RegistryError>,
+                               actor: String) throws(RegistryError) -> VerifyResult {
+        let serving = loaded[key] != nil
+        let hashed: (hex: String, size: Int64)
+        switch digest {
+        case .success(let value): hashed = value
+        case .failure(let error):
+            // As when a scan finds the file gone: a loaded session holds the admitted bytes and
+            // keeps serving; the state says the file is missing.
+            let reason = "artifact '\(record.path)' cannot be read during verification: \(error.message)"
+                + (serving ? "; still serving from memory" : "")
+            try transition(key, to: .missing, reason: reason, action: "missing")
+            log.warning("artifact unreadable during verification", ["model.name": key.model, "model.version": key.version, "serving": serving])
+            return (key.model, key.version, nil, reason)
+        }
+        let digest = hashed
+        let production = aliases[key.model]?["production"] == key.version
+        switch ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex, loaded: serving,
+                                       production: production, occasion: .verify(actor: actor)) {
+        case .intact:
+            return (key.model, key.version, digest.hex, nil)
+        case .serveFromMemory(let reason):
+            // Memory holds exactly what was admitted: production serves on, and says its file
+            // changed. The new bytes are quarantined once per file.
+            try quarantineOnce(key, record, digest: digest, path: record.path, reason: reason)
+            var updated = record
+            if let identity {
+                updated.size = identity.size
+                updated.mtime = identity.mtime
+            }
+            updated.file = .changed
+            updated.reason = reason
+            try catalog.save(updated, event: nil)
+            records[key] = updated
+            log.error("artifact changed on disk; production keeps serving from memory", ["model.name": key.model, "model.version": key.version])
+            return (key.model, key.version, digest.hex, reason)
+        case .quarantine(let unload, let reason):
+            try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
+            log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
+            if unload { loaded[key] = nil }
+            try transition(key, to: .quarantined, reason: reason, action: "quarantine")
+            records[key]?.file = .changed
+            return (key.model, key.version, digest.hex, reason)
+        }
+    }
+}
