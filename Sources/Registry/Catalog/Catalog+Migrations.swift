@@ -38,15 +38,3 @@ extension Catalog {
         }
     }
 }
-
-extension Schema {
-    /// The `CREATE TABLE` statement of `table` as `schema.sql` writes it, so that a migration
-    /// adds exactly the table a new catalog gets (the schema file stays the single source).
-    static func statement(creatingTable table: String) -> String {
-        guard let start = sql.range(of: "CREATE TABLE \(table) ("),
-              let end = sql.range(of: ") STRICT;", range: start.upperBound..<sql.endIndex) else {
-            preconditionFailure("schema.sql has no STRICT table '\(table)'")  // a programming error, caught by the migration test
-        }
-        return String(sql[start.lowerBound..<end.upperBound])
-    }
-}
