@@ -15,8 +15,8 @@ import Synchronization
 /// One mirror thread, in idle scheduling (SCHED_IDLE) below the serving workers, runs the jobs
 /// and keeps the reports. The serving path shares no lock with it: an idle-scheduled thread is
 /// preempted whenever a worker wants its CPU, and a worker waiting for a lock it held would
-/// wait until the machine next had a free CPU (a priority inversion; measured before the queue
-/// was lock-free: 7-10% of throughput at concurrency 8 with every request mirrored).
+/// wait until the machine next had a free CPU: a priority inversion on the client's path, worst
+/// exactly when the machine is busiest.
 ///
 /// The mirror runs only on spare capacity:
 /// - in the gaps between client requests: the serving path marks each inference it handles
