@@ -37,10 +37,11 @@ let package = Package(
         // The KServe v2 codec (JSON and Triton's binary extension, requests and responses): no
         // system calls, no C libraries; the v2 fuzz target exercises it alone.
         .target(name: "InferenceCodec", dependencies: ["Tensors", "Wire"]),
-        // The daemon as a library.
-        // The status page's source is Control/StatusPage.html, embedded by scripts/embed-status-page.
+        // The daemon as a library. The status page and the catalog schema are compiled into the
+        // binary as byte arrays (`PackageResources`), so that the installed daemon needs no file
+        // beside it. Catalog/schema.sql is a link to the root schema.sql, the single source.
         .target(name: "Registry", dependencies: ["Runtime", "InferenceCodec", "Wire", "CSQLite", "COpenSSL", "CLinux"],
-                exclude: ["Control/StatusPage.html"]),
+                resources: [.embedInCode("Control/StatusPage.html"), .embedInCode("Catalog/schema.sql")]),
         .executableTarget(name: "registryd", dependencies: ["Registry", "Wire"]),
         .executableTarget(name: "registryctl", dependencies: ["Wire"]),
         // The benchmarks' measuring tools (the in-process floor, a load generator): bench/run.

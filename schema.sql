@@ -1,7 +1,8 @@
 -- registryd catalog schema: the single source of truth.
--- The daemon embeds this exact text (Sources/Registry/Catalog/Schema.swift, checked by a test)
--- and applies it to a new database in one IMMEDIATE transaction. PRAGMA user_version records
--- the schema version; a database from a newer registryd is refused, never altered. An older
+-- The daemon embeds this exact text (compiled in by Package.swift through the link
+-- Sources/Registry/Catalog/schema.sql) and applies it to a new database in one IMMEDIATE
+-- transaction. PRAGMA user_version records the schema version (the daemon reads it from the
+-- last line below); a database from a newer registryd is refused, never altered. An older
 -- catalog is brought up to date by the steps in Catalog.migrations, each in its own transaction
 -- (a test proves that migrating the previous schema gives exactly this one).
 -- Times are seconds since 1970 (REAL, UTC).

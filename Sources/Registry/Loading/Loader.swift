@@ -9,10 +9,10 @@ public struct Loader: Sendable {
     public let options: SessionOptions
     /// Models smaller than this many bytes run on the calling thread alone (their own session
     /// options, one intra-op thread) instead of the environment's shared thread pool. For a
-    /// small model the pool buys no parallelism, and two runs sharing it wait on each other:
-    /// measured, a shadow version's runs in the pool slowed the serving version's runs
-    /// (bench/run --only shadow). Larger models share the pool, and so does a small file whose
-    /// warm-up run is slow (``singleThreadMaximumRunSeconds``). 0 sends every model to the pool.
+    /// small model the pool buys no parallelism, and two runs sharing it wait on each other (a
+    /// shadow version's runs would queue with the serving version's on the same pool threads).
+    /// Larger models share the pool, and so does a small file whose warm-up run is slow
+    /// (``singleThreadMaximumRunSeconds``). 0 sends every model to the pool.
     public let singleThreadBelowBytes: Int64
 
     public init(environment: Environment, options: SessionOptions = SessionOptions(), singleThreadBelowBytes: Int64 = 0) {

@@ -15,8 +15,8 @@ import Synchronization
 /// One mirror thread, in idle scheduling (SCHED_IDLE) below the serving workers, runs the jobs
 /// and keeps the reports. The serving path shares no lock with it: an idle-scheduled thread is
 /// preempted whenever a worker wants its CPU, and a worker waiting for a lock it held would
-/// wait until the machine next had a free CPU (a priority inversion; measured before the queue
-/// was lock-free: 7-10% of throughput at concurrency 8 with every request mirrored).
+/// wait until the machine next had a free CPU: a priority inversion on the client's path, worst
+/// exactly when the machine is busiest.
 ///
 /// The mirror runs only on spare capacity:
 /// - in the gaps between client requests: the serving path marks each inference it handles
@@ -40,52 +40,6 @@ public final class ShadowMirror: Sendable {
         public var primary: [String: Tensor]
         public var primaryOrder: [String]
         public var primarySeconds: Double
-    }
-
-    /// What the mirror has seen for one model's shadow version since it was set.
-    public struct Report: Sendable, Equatable {
-        public var model: String
-        public var version: Int
-        public var percent: Int
-        /// Requests offered to the mirror; those dropped because the queue was full; those the
-        /// shadow failed to answer (an error in the model, or an incompatible answer).
-        public var mirrored = 0
-        public var dropped = 0
-        public var failed = 0
-        /// Rows compared, and (for a classifier) rows whose top-1 answer agreed.
-        public var comparedRows = 0
-        public var agreedRows = 0
-        /// How the answers are compared: `top1` (labels, or the argmax of scores) or `max_abs_diff`.
-        public var method: String?
-        /// The output compared.
-        public var output: String?
-        /// The largest absolute difference seen between numeric answers.
-        public var maxAbsDiff: Double?
-        /// Run times of the shadow and of the primary on the same requests (the shadow's is its
-        /// CPU time when it runs on the mirror's own thread: see `execute`).
-        public var shadowSeconds = 0.0
-        public var primarySeconds = 0.0
-        public var runs = 0
-        public var shadowBuckets = [Int](repeating: 0, count: ServingStats.bounds.count)
-
-        public var agreement: Double? {
-            method == "top1" && comparedRows > 0 ? Double(agreedRows) / Double(comparedRows) : nil
-        }
-    }
-
-    /// A shadow's counters that the serving path updates: atomics, so that a request counts its
-    /// mirror (or the mirror's drop) without a lock. One per shadow set; the routing table carries
-    /// it with the shadow, and a job whose tally is no longer the report's is ignored.
-    public final class Tally: Sendable {
-        public let model: String
-        public let version: Int
-        let mirrored = Atomic<Int>(0)
-        let dropped = Atomic<Int>(0)
-
-        init(model: String, version: Int) {
-            self.model = model
-            self.version = version
-        }
     }
 
     fileprivate struct Entry: Sendable {
@@ -432,95 +386,5 @@ public final class ShadowMirror: Sendable {
             state.entries[model] = entry
         }
         return charged
-    }
-}
-
-/// The machine's idle CPU time, from the first line of `/proc/stat` (idle and iowait, all CPUs).
-public enum SystemIdleTime {
-    @Sendable public static func seconds() -> Double? {
-        let fd = open("/proc/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
-        return parse(buffer[0..<count], ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))))
-    }
-
-    /// `cpu  user nice system idle iowait ...`: idle + iowait, in seconds.
-    static func parse(_ bytes: ArraySlice<UInt8>, ticksPerSecond: Double) -> Double? {
-        let line = bytes.prefix { $0 != UInt8(ascii: "\n") }
-        let fields = line.split(separator: UInt8(ascii: " "))
-        guard fields.count >= 6, fields[0].elementsEqual("cpu".utf8), ticksPerSecond > 0,
-              let idle = UInt64(String(decoding: fields[4], as: UTF8.self)),
-              let iowait = UInt64(String(decoding: fields[5], as: UTF8.self)) else { return nil }
-        return Double(idle + iowait) / ticksPerSecond
-    }
-}
-
-/// How a shadow's answer compares with the primary's: a pure function of two tensors.
-///
-/// Labels (integer, boolean or string outputs) agree row by row when equal. Scores (floating
-/// point, rank 2 or more with at least two classes in the last dimension) agree when their
-/// argmax is the same; their largest absolute difference is reported too. Other numeric
-/// outputs (regressions) report only the largest absolute difference.
-public enum ShadowComparison {
-    public enum Method: String, Sendable { case top1, maxAbsDiff = "max_abs_diff" }
-
-    public struct Outcome: Sendable, Equatable {
-        public var method: Method
-        public var rows: Int
-        public var agreedRows: Int
-        public var maxAbsDiff: Double?
-    }
-
-    /// Nil when the two cannot be compared (different types or shapes).
-    public static func compare(primary: Tensor, shadow: Tensor) -> Outcome? {
-        guard primary.elementType == shadow.elementType, primary.shape == shadow.shape else { return nil }
-        let rows = max(primary.shape.first ?? 1, 0)
-        let count = primary.shape.reduce(1, *)
-        guard rows > 0, count % rows == 0 else { return Outcome(method: .top1, rows: 0, agreedRows: 0, maxAbsDiff: nil) }
-        let width = count / rows
-        if let a = doubles(primary), let b = doubles(shadow) {
-            var diff = 0.0
-            for (x, y) in zip(a, b) {
-                let d = abs(x - y)
-                diff = d.isNaN ? .infinity : max(diff, d)
-            }
-            guard primary.shape.count >= 2, primary.shape[primary.shape.count - 1] >= 2 else {
-                return Outcome(method: .maxAbsDiff, rows: rows, agreedRows: 0, maxAbsDiff: diff)
-            }
-            var agreed = 0
-            for row in 0..<rows where argmax(a, row * width, width) == argmax(b, row * width, width) { agreed += 1 }
-            return Outcome(method: .top1, rows: rows, agreedRows: agreed, maxAbsDiff: diff)
-        }
-        guard let a = labels(primary), let b = labels(shadow) else { return nil }
-        var agreed = 0
-        for row in 0..<rows where a[(row * width)..<((row + 1) * width)] == b[(row * width)..<((row + 1) * width)] { agreed += 1 }
-        return Outcome(method: .top1, rows: rows, agreedRows: agreed, maxAbsDiff: nil)
-    }
-
-    private static func argmax(_ values: [Double], _ start: Int, _ width: Int) -> Int {
-        var best = start
-        for i in start..<(start + width) where values[i] > values[best] { best = i }
-        return best - start
-    }
-
-    private static func doubles(_ t: Tensor) -> [Double]? {
-        switch t.elementType {
-        case .float: (try? t.scalars(as: Float.self))?.map(Double.init)
-        case .double: try? t.scalars(as: Double.self)
-        case .float16: (try? t.scalars(as: Float16.self))?.map(Double.init)
-        case .bfloat16: (try? t.scalars(as: BFloat16.self))?.map { Double($0.floatValue) }
-        default: nil
-        }
-    }
-
-    /// Integer, boolean and string elements as comparable byte strings.
-    private static func labels(_ t: Tensor) -> [[UInt8]]? {
-        if t.elementType == .string { return try? t.byteStrings() }
-        guard let bytes = try? t.withUnsafeBytes({ Array($0) }) else { return nil }
-        guard let size = t.elementType.byteSize, size > 0, bytes.count % size == 0 else { return nil }
-        return stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<($0 + size)]) }
     }
 }
