@@ -1,0 +1,106 @@
+// The bodies of the control API's mutating requests. The daemon decodes them strictly: a key
+// that is not a property is refused. Keys are snake_case.
+
+/// `POST /v1/models/{m}/promote`.
+public struct PromoteRequest: Codable, Sendable, Equatable {
+    public var version: Int
+    /// Promote even if the signature differs from production's (recorded in the event).
+    public var force: Bool?
+    public var reason: String?
+
+    public init(version: Int, force: Bool? = nil, reason: String? = nil) {
+        self.version = version
+        self.force = force
+        self.reason = reason
+    }
+}
+
+/// `POST /v1/models/{m}/rollback`.
+public struct RollbackRequest: Codable, Sendable, Equatable {
+    /// The version to go back to; the previous production when absent.
+    public var to: Int?
+    public var reason: String?
+
+    public init(to: Int? = nil, reason: String? = nil) {
+        self.to = to
+        self.reason = reason
+    }
+}
+
+/// `PUT /v1/models/{m}/aliases/{alias}`.
+public struct AliasRequest: Codable, Sendable, Equatable {
+    public var version: Int
+    public var reason: String?
+
+    public init(version: Int, reason: String? = nil) {
+        self.version = version
+        self.reason = reason
+    }
+}
+
+/// `PUT /v1/models/{m}/split`: weights by version number, summing to 100.
+public struct SplitRequest: Codable, Sendable, Equatable {
+    public var weights: [String: Int]
+    public var reason: String?
+
+    public init(weights: [String: Int], reason: String? = nil) {
+        self.weights = weights
+        self.reason = reason
+    }
+}
+
+/// `PUT /v1/models/{m}/shadow`: mirror `percent` (1...100, default 10) of the routed requests to `version`.
+public struct ShadowRequest: Codable, Sendable, Equatable {
+    public var version: Int
+    public var percent: Int?
+    public var reason: String?
+
+    public init(version: Int, percent: Int? = nil, reason: String? = nil) {
+        self.version = version
+        self.percent = percent
+        self.reason = reason
+    }
+}
+
+/// `POST /v1/models/{m}/rollout`: start a gradual rollout. Defaults as in the comments.
+public struct RolloutStartRequest: Codable, Sendable, Equatable {
+    public var version: Int
+    /// Default 1, 5, 25, 50, 100.
+    public var steps: [Int]?
+    /// Default 300.
+    public var intervalSeconds: Double?
+    /// Default 0.01.
+    public var maxErrorRate: Double?
+    /// Default 1.5.
+    public var maxLatencyRatio: Double?
+    /// Default 200.
+    public var minRequests: Int?
+    public var reason: String?
+
+    public static let keys: Set<String> = ["version", "steps", "interval_seconds", "max_error_rate", "max_latency_ratio", "min_requests", "reason"]
+
+    enum CodingKeys: String, CodingKey {
+        case version, steps, reason
+        case intervalSeconds = "interval_seconds", maxErrorRate = "max_error_rate", maxLatencyRatio = "max_latency_ratio", minRequests = "min_requests"
+    }
+
+    public init(version: Int, steps: [Int]? = nil, intervalSeconds: Double? = nil, maxErrorRate: Double? = nil,
+                maxLatencyRatio: Double? = nil, minRequests: Int? = nil, reason: String? = nil) {
+        self.version = version
+        self.steps = steps
+        self.intervalSeconds = intervalSeconds
+        self.maxErrorRate = maxErrorRate
+        self.maxLatencyRatio = maxLatencyRatio
+        self.minRequests = minRequests
+        self.reason = reason
+    }
+}
+
+/// A body that only carries a reason (`DELETE` of an alias or a split, `POST /v1/rescan`).
+public struct ReasonRequest: Codable, Sendable, Equatable {
+    public var reason: String?
+
+    public init(reason: String? = nil) {
+        self.reason = reason
+    }
+}
