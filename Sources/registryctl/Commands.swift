@@ -49,8 +49,8 @@ func describe(_ result: ActionResult) -> String {
 
 func versionRows(_ model: ModelInfo) -> [[String]] {
     [["VERSION", "STATE", "LOADED", "TRAFFIC", "ALIASES", "SHA256", "SIGNATURE", "REASON"]] + model.versions.map { v in
-        [String(v.version), v.state, v.loaded ? "yes" : "no", String(format: "%.0f%%", v.traffic * 100), v.aliases.joined(separator: ","),
-         String((v.sha256 ?? "-").prefix(12)), v.signature, v.reason]
+        [String(v.version), v.state.rawValue, v.loaded ? "yes" : "no", String(format: "%.0f%%", v.traffic * 100), v.aliases.joined(separator: ","),
+         String((v.sha256 ?? "-").prefix(12)), v.signature.rawValue, v.reason]
     }
 }
 
@@ -96,7 +96,7 @@ func describeRollout(_ r: RolloutInfo) -> String {
         "\(w.requests) requests, \(w.errors) errors (\(String(format: "%.2f%%", w.errorRate * 100)))" + (w.p99Seconds.map { String(format: ", p99 <= %.1f ms", $0 * 1000) } ?? "")
     }
     return """
-    model '\(r.model)': rollout of version \(r.version) against \(r.baseline): \(r.state)
+    model '\(r.model)': rollout of version \(r.version) against \(r.baseline): \(r.state.rawValue)
     \(bar) \(r.percent)%   step \(r.step) of \(r.steps.count) (\(r.steps.map(String.init).joined(separator: ",")))
     gates: error rate <= \(r.maxErrorRate), p99 <= \(r.maxLatencyRatio) x baseline, at least \(r.minRequests) canary requests; \(Int(r.intervalSeconds)) s per step
     canary:   \(window(r.canary))
@@ -118,10 +118,10 @@ func statusReport(_ context: Context) throws -> String {
         out += "\n\(model.name): production \(model.production.map(String.init) ?? "none")" + (model.split.map { "; split \(splitText($0))" } ?? "") + "\n"
         out += table(versionRows(model)).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
         if let rollout = model.rollout {
-            if rollout.state == "running" || rollout.state == "paused" {
+            if rollout.state.isActive {
                 out += describeRollout(rollout).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
             } else {
-                out += "  last rollout: version \(rollout.version) \(rollout.state.replacingOccurrences(of: "_", with: " ")) at step \(rollout.step) of \(rollout.steps.count)\n"
+                out += "  last rollout: version \(rollout.version) \(rollout.state.rawValue.replacingOccurrences(of: "_", with: " ")) at step \(rollout.step) of \(rollout.steps.count)\n"
             }
         }
         if let shadow = model.shadow { out += "  shadow: " + describeShadow(shadow) + "\n" }
@@ -220,10 +220,10 @@ func makeRoot() -> Command {
         context.show(raw) {
             let v = detail.info
             var rows: [[String]] = [
-                ["model", detail.model], ["version", String(v.version)], ["state", v.state], ["reason", v.reason.isEmpty ? "-" : v.reason],
+                ["model", detail.model], ["version", String(v.version)], ["state", v.state.rawValue], ["reason", v.reason.isEmpty ? "-" : v.reason],
                 ["loaded", v.loaded ? "yes" : "no"], ["aliases", v.aliases.isEmpty ? "-" : v.aliases.joined(separator: ",")],
                 ["traffic", String(format: "%.0f%%", v.traffic * 100)], ["sha256", v.sha256 ?? "-"], ["size", v.size.map { "\($0) bytes" } ?? "-"],
-                ["path", v.path], ["signature", v.signature + (v.signatureKey.map { " (key \($0))" } ?? "")],
+                ["path", v.path], ["signature", v.signature.rawValue + (v.signatureKey.map { " (key \($0))" } ?? "")],
                 ["first seen", APICoding.time(v.firstSeen)], ["updated", APICoding.time(v.updatedAt)],
             ]
             for (label, tensors) in [("input", detail.inputs), ("output", detail.outputs)] {
@@ -534,7 +534,7 @@ func makeRoot() -> Command {
             _ = try context.client.send("POST", "/v1/rescan?wait=true", body: Array("{}".utf8))
             let (modelInfo, _) = try context.client.call("GET", "/v1/models/\(escape(model))", as: ModelInfo.self)
             if let v = modelInfo.versions.first(where: { $0.version == version }) {
-                line += "; state \(v.state)" + (v.reason.isEmpty ? "" : " (\(v.reason))")
+                line += "; state \(v.state.rawValue)" + (v.reason.isEmpty ? "" : " (\(v.reason))")
             }
         }
         context.print(line)

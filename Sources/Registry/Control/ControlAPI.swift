@@ -226,10 +226,10 @@ public struct ControlAPI: Sendable {
                 let traffic: Double = if let split { Double(split[record.version] ?? 0) / 100 }
                     else if record.version == production && status.loadedVersions.contains(record.version) { 1 } else { 0 }
                 return VersionInfo(
-                    version: record.version, state: record.state.rawValue, reason: record.reason, sha256: record.sha256, size: record.size,
+                    version: record.version, state: VersionStateName(rawValue: record.state.rawValue), reason: record.reason, sha256: record.sha256, size: record.size,
                     path: record.path, loaded: status.loadedVersions.contains(record.version),
                     aliases: status.aliases.filter { $0.value == record.version }.map(\.key).sorted(),
-                    signature: record.signatureStatus, signatureKey: record.signatureKey, firstSeen: record.firstSeen,
+                    signature: SignatureStatusName(rawValue: record.signatureStatus), signatureKey: record.signatureKey, firstSeen: record.firstSeen,
                     updatedAt: record.updatedAt, traffic: traffic)
             }
             return ModelInfo(name: status.name, production: production, aliases: status.aliases,
@@ -256,7 +256,7 @@ public struct ControlAPI: Sendable {
         func window(_ w: WindowStats) -> RolloutInfo.Window {
             RolloutInfo.Window(requests: w.requests, errors: w.errors, errorRate: w.errorRate, p99Seconds: w.p99)
         }
-        return RolloutInfo(model: r.model, version: r.version, baseline: r.baseline, state: r.state.rawValue, step: r.step + 1,
+        return RolloutInfo(model: r.model, version: r.version, baseline: r.baseline, state: RolloutStateName(rawValue: r.state.rawValue), step: r.step + 1,
                            steps: r.plan.steps, percent: r.percent, note: r.note, intervalSeconds: r.plan.intervalSeconds,
                            stepStartedAt: r.stepStartedAt, maxErrorRate: r.plan.maxErrorRate, maxLatencyRatio: r.plan.maxLatencyRatio,
                            minRequests: r.plan.minRequests, canary: window(r.canary), baselineWindow: window(r.baselineStats), startedAt: r.startedAt)

@@ -30,7 +30,7 @@ public struct ModelInfo: Codable, Sendable, Equatable {
 /// One version of a model, as the control API reports it.
 public struct VersionInfo: Codable, Sendable, Equatable {
     public var version: Int
-    public var state: String
+    public var state: VersionStateName
     public var reason: String
     public var sha256: String?
     public var size: Int64?
@@ -39,8 +39,7 @@ public struct VersionInfo: Codable, Sendable, Equatable {
     public var loaded: Bool
     /// The aliases that point at it.
     public var aliases: [String]
-    /// `unsigned`, `verified` or `invalid`.
-    public var signature: String
+    public var signature: SignatureStatusName
     public var signatureKey: String?
     public var firstSeen: Double
     public var updatedAt: Double
@@ -52,8 +51,8 @@ public struct VersionInfo: Codable, Sendable, Equatable {
         case signatureKey = "signature_key", firstSeen = "first_seen", updatedAt = "updated_at"
     }
 
-    public init(version: Int, state: String, reason: String, sha256: String?, size: Int64?, path: String, loaded: Bool, aliases: [String],
-                signature: String, signatureKey: String?, firstSeen: Double, updatedAt: Double, traffic: Double) {
+    public init(version: Int, state: VersionStateName, reason: String, sha256: String?, size: Int64?, path: String, loaded: Bool, aliases: [String],
+                signature: SignatureStatusName, signatureKey: String?, firstSeen: Double, updatedAt: Double, traffic: Double) {
         self.version = version
         self.state = state
         self.reason = reason

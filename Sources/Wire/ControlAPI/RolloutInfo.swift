@@ -23,8 +23,7 @@ public struct RolloutInfo: Codable, Sendable, Equatable {
     public var model: String
     public var version: Int
     public var baseline: Int
-    /// `running`, `paused`, `promoted`, `rolled_back` or `aborted`.
-    public var state: String
+    public var state: RolloutStateName
     /// 1-based.
     public var step: Int
     public var steps: [Int]
@@ -47,7 +46,7 @@ public struct RolloutInfo: Codable, Sendable, Equatable {
         case maxLatencyRatio = "max_latency_ratio", minRequests = "min_requests", baselineWindow = "baseline_window", startedAt = "started_at"
     }
 
-    public init(model: String, version: Int, baseline: Int, state: String, step: Int, steps: [Int], percent: Int, note: String,
+    public init(model: String, version: Int, baseline: Int, state: RolloutStateName, step: Int, steps: [Int], percent: Int, note: String,
                 intervalSeconds: Double, stepStartedAt: Double, maxErrorRate: Double, maxLatencyRatio: Double, minRequests: Int,
                 canary: Window, baselineWindow: Window, startedAt: Double) {
         self.model = model
