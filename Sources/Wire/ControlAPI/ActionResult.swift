@@ -82,3 +82,15 @@ public struct VerifyReport: Codable, Sendable, Equatable {
         self.items = items
     }
 }
+
+/// The answer to `POST /v1/rescan`: the scan ran; `idle` says whether the admissions it started
+/// finished within the wait (false when the request asked not to wait).
+public struct RescanResult: Codable, Sendable, Equatable {
+    public var rescanned: Bool
+    public var idle: Bool
+
+    public init(rescanned: Bool = true, idle: Bool) {
+        self.rescanned = rescanned
+        self.idle = idle
+    }
+}

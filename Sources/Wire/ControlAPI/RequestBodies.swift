@@ -1,12 +1,18 @@
 // The bodies of the control API's mutating requests. The daemon decodes them strictly: a key
-// that is not a property is refused. Keys are snake_case.
+// that is not one of the type's `CodingKeys` is refused. Keys are snake_case.
 
 /// `POST /v1/models/{m}/promote`.
-public struct PromoteRequest: Codable, Sendable, Equatable {
+public struct PromoteRequest: RequestBody, Equatable {
     public var version: Int
     /// Promote even if the signature differs from production's (recorded in the event).
     public var force: Bool?
     public var reason: String?
+
+    public static let keys = Set(CodingKeys.allCases.map(\.stringValue))
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case version, force, reason
+    }
 
     public init(version: Int, force: Bool? = nil, reason: String? = nil) {
         self.version = version
@@ -16,10 +22,16 @@ public struct PromoteRequest: Codable, Sendable, Equatable {
 }
 
 /// `POST /v1/models/{m}/rollback`.
-public struct RollbackRequest: Codable, Sendable, Equatable {
+public struct RollbackRequest: RequestBody, Equatable {
     /// The version to go back to; the previous production when absent.
     public var to: Int?
     public var reason: String?
+
+    public static let keys = Set(CodingKeys.allCases.map(\.stringValue))
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case to, reason
+    }
 
     public init(to: Int? = nil, reason: String? = nil) {
         self.to = to
@@ -28,9 +40,15 @@ public struct RollbackRequest: Codable, Sendable, Equatable {
 }
 
 /// `PUT /v1/models/{m}/aliases/{alias}`.
-public struct AliasRequest: Codable, Sendable, Equatable {
+public struct AliasRequest: RequestBody, Equatable {
     public var version: Int
     public var reason: String?
+
+    public static let keys = Set(CodingKeys.allCases.map(\.stringValue))
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case version, reason
+    }
 
     public init(version: Int, reason: String? = nil) {
         self.version = version
@@ -39,9 +57,15 @@ public struct AliasRequest: Codable, Sendable, Equatable {
 }
 
 /// `PUT /v1/models/{m}/split`: weights by version number, summing to 100.
-public struct SplitRequest: Codable, Sendable, Equatable {
+public struct SplitRequest: RequestBody, Equatable {
     public var weights: [String: Int]
     public var reason: String?
+
+    public static let keys = Set(CodingKeys.allCases.map(\.stringValue))
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case weights, reason
+    }
 
     public init(weights: [String: Int], reason: String? = nil) {
         self.weights = weights
@@ -50,10 +74,16 @@ public struct SplitRequest: Codable, Sendable, Equatable {
 }
 
 /// `PUT /v1/models/{m}/shadow`: mirror `percent` (1...100, default 10) of the routed requests to `version`.
-public struct ShadowRequest: Codable, Sendable, Equatable {
+public struct ShadowRequest: RequestBody, Equatable {
     public var version: Int
     public var percent: Int?
     public var reason: String?
+
+    public static let keys = Set(CodingKeys.allCases.map(\.stringValue))
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case version, percent, reason
+    }
 
     public init(version: Int, percent: Int? = nil, reason: String? = nil) {
         self.version = version
@@ -63,7 +93,7 @@ public struct ShadowRequest: Codable, Sendable, Equatable {
 }
 
 /// `POST /v1/models/{m}/rollout`: start a gradual rollout. Defaults as in the comments.
-public struct RolloutStartRequest: Codable, Sendable, Equatable {
+public struct RolloutStartRequest: RequestBody, Equatable {
     public var version: Int
     /// Default 1, 5, 25, 50, 100.
     public var steps: [Int]?
@@ -77,9 +107,9 @@ public struct RolloutStartRequest: Codable, Sendable, Equatable {
     public var minRequests: Int?
     public var reason: String?
 
-    public static let keys: Set<String> = ["version", "steps", "interval_seconds", "max_error_rate", "max_latency_ratio", "min_requests", "reason"]
+    public static let keys = Set(CodingKeys.allCases.map(\.stringValue))
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case version, steps, reason
         case intervalSeconds = "interval_seconds", maxErrorRate = "max_error_rate", maxLatencyRatio = "max_latency_ratio", minRequests = "min_requests"
     }
@@ -96,9 +126,15 @@ public struct RolloutStartRequest: Codable, Sendable, Equatable {
     }
 }
 
-/// A body that only carries a reason (`DELETE` of an alias or a split, `POST /v1/rescan`).
-public struct ReasonRequest: Codable, Sendable, Equatable {
+/// A body that only carries a reason (`DELETE` of an alias, a split or a shadow; a rollout command).
+public struct ReasonRequest: RequestBody, Equatable {
     public var reason: String?
+
+    public static let keys = Set(CodingKeys.allCases.map(\.stringValue))
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case reason
+    }
 
     public init(reason: String? = nil) {
         self.reason = reason
