@@ -8,9 +8,8 @@ extension Command {
     static func rescan() -> Command {
         Command("rescan", abstract: "Rescan the model root now (and wait until admissions finish).",
                              options: [OptionSpec(long: "no-wait", help: "Return at once.")]) { invocation, context in
-            let response = try context.client.send("POST", "/v1/rescan?wait=\(invocation.flag("no-wait") ? "false" : "true")", body: Array("{}".utf8))
-            guard response.status == 200 else { throw Client.failure(response) }
-            context.show(response.body) { "rescanned" }
+            let (_, raw) = try context.client.call(ControlEndpoints.rescan, query: [("wait", invocation.flag("no-wait") ? "false" : "true")], body: EmptyBody())
+            context.show(raw) { "rescanned" }
         }
     }
 
@@ -20,7 +19,7 @@ extension Command {
             "reload", abstract: "Make registryd re-read its configuration (as SIGHUP does).",
             discussion: "Model policies, log level and format, trusted keys, the settle window and the memory budget take\neffect at once; keys fixed at start (listeners, catalog, threads) are named and wait for a restart.\nA configuration with an error is refused with the reason, and the one in force stays."
         ) { invocation, context in
-            let (result, raw) = try context.client.call("POST", "/v1/reload", body: [], as: ReloadResult.self)
+            let (result, raw) = try context.client.call(ControlEndpoints.reload, body: EmptyBody())
             context.show(raw) {
                 var text = result.message
                 if !result.changed.isEmpty { text += "\nin force now: " + result.changed.joined(separator: ", ") }
@@ -42,12 +41,13 @@ extension Command {
         ) { invocation, context in
             let (model, file) = (invocation.arguments[0], invocation.arguments[1])
             let explicit = try invocation.option("version").map { (text: String) throws(UsageError) -> Int in try parseVersion(text, currentCommand!) }
-            let (info, _) = try context.client.call("GET", "/v1/status", as: DaemonInfo.self)
+            let (info, _) = try context.client.call(ControlEndpoints.status)
             let version = try Importer.importModel(root: info.modelRoot, model: model, file: file, manifest: invocation.option("manifest"), version: explicit)
             var line = "imported '\(file)' as model '\(model)' version \(version) in \(info.modelRoot)"
             if invocation.flag("wait") {
-                _ = try context.client.send("POST", "/v1/rescan?wait=true", body: Array("{}".utf8))
-                let (modelInfo, _) = try context.client.call("GET", "/v1/models/\(escape(model))", as: ModelInfo.self)
+                // Whatever the rescan answers, the listing below says what became of the version.
+                _ = try context.client.send(ControlEndpoints.rescan.request(query: [("wait", "true")], body: EmptyBody()))
+                let (modelInfo, _) = try context.client.call(ControlEndpoints.model, [.model: model])
                 if let v = modelInfo.versions.first(where: { $0.version == version }) {
                     line += "; state \(v.state.rawValue)" + (v.reason.isEmpty ? "" : " (\(v.reason))")
                 }

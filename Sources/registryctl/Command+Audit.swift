@@ -10,8 +10,7 @@ extension Command {
             "verify", abstract: "Re-hash every recorded artifact (or MODEL's) against the catalog; changed ones are quarantined.",
             arguments: [ArgumentSpec(name: "model", help: "Only this model.", optional: true)]
         ) { invocation, context in
-            let target = "/v1/verify" + (invocation.arguments.first.map { "?model=\(escape($0))" } ?? "")
-            let (report, raw) = try context.client.call("POST", target, body: Array("{}".utf8), as: VerifyReport.self)
+            let (report, raw) = try context.client.call(ControlEndpoints.verifyArtifacts, query: [("model", invocation.arguments.first)], body: EmptyBody())
             context.show(raw) {
                 table([["MODEL", "VERSION", "RESULT", "SHA256"]] + report.items.map { [$0.model, String($0.version), $0.ok ? "ok" : ($0.problem ?? "failed"), String(($0.sha256 ?? "-").prefix(12))] })
                     + "\n\(report.checked) checked, \(report.failed) failed"
@@ -34,7 +33,7 @@ extension Command {
                       OptionSpec(long: "verify", help: "Walk the hash chain and report edited or deleted rows.")]
         ) { invocation, context in
             if invocation.flag("verify") {
-                let (report, raw) = try context.client.call("GET", "/v1/events/verify", as: ChainReport.self)
+                let (report, raw) = try context.client.call(ControlEndpoints.verifyEvents)
                 context.show(raw) {
                     report.intact ? "audit trail intact: \(report.events) events, hash chain verified"
                         : "AUDIT TRAIL BROKEN (\(report.events) events):\n" + report.problems.map { "  - " + $0 }.joined(separator: "\n")
@@ -44,7 +43,7 @@ extension Command {
             }
             if let at = invocation.option("at") {
                 guard let model = invocation.arguments.first else { throw UsageError(message: "--at needs a <model>", command: currentCommand!) }
-                let (served, raw) = try context.client.call("GET", "/v1/models/\(escape(model))/served-at?at=\(escape(at))", as: ServedAt.self)
+                let (served, raw) = try context.client.call(ControlEndpoints.servedAt, [.model: model], query: [("at", at)])
                 context.show(raw) {
                     guard let version = served.version else { return "model '\(model)' had no production version at \(served.time)" }
                     var line = "at \(served.time), model '\(model)' was served by version \(version)"
@@ -54,10 +53,8 @@ extension Command {
                 }
                 return
             }
-            var query: [String] = []
-            if let model = invocation.arguments.first { query.append("model=\(escape(model))") }
-            for key in ["since", "until", "action", "limit"] { if let value = invocation.option(key) { query.append("\(key)=\(escape(value))") } }
-            let (events, raw) = try context.client.call("GET", "/v1/events" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), as: [EventInfo].self)
+            let query = [("model", invocation.arguments.first)] + ["since", "until", "action", "limit"].map { ($0, invocation.option($0)) }
+            let (events, raw) = try context.client.call(ControlEndpoints.events, query: query)
             context.show(raw) {
                 table([["ID", "TIME", "ACTOR", "ACTION", "MODEL", "VERSION", "BEFORE", "AFTER", "REASON"]] + events.map { e in
                     [String(e.id), e.time, e.actor, e.action, e.model ?? "-", e.version.map(String.init) ?? "-", e.before ?? "-", e.after ?? "-", e.reason]

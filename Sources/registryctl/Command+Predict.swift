@@ -15,7 +15,8 @@ extension Command {
                       OptionSpec(long: "routing-key", value: "key", help: "Sticky routing key (X-Routing-Key).")]
         ) { invocation, context in
             let (model, version) = try parseModelRef(invocation.arguments[0], currentCommand!)
-            let base = "/v2/models/\(escape(model))" + (version.map { "/versions/\($0)" } ?? "")
+            // The v2 inference API is not a control endpoint: its paths are built here, escaped as the table escapes.
+            let base = "/v2/models/\(PathTemplate.escape(model))" + (version.map { "/versions/\($0)" } ?? "")
             var body: [UInt8]
             if let file = invocation.option("body") {
                 let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)

@@ -17,12 +17,12 @@ extension Command {
                         OptionSpec(long: "min-requests", value: "n", help: "Hold the step below this many canary requests."),
                         reasonOption,
                     ] : (verb == "status" ? [] : [reasonOption])) { invocation, context in
-                let model = escape(invocation.arguments[0])
+                let model: PathParameters = [.model: invocation.arguments[0]]
                 let command = currentCommand!
                 let (info, raw): (RolloutInfo, [UInt8])
                 switch verb {
                 case "status":
-                    (info, raw) = try context.client.call("GET", "/v1/models/\(model)/rollout", as: RolloutInfo.self)
+                    (info, raw) = try context.client.call(ControlEndpoints.rollout, model)
                 case "start":
                     let version = try parseVersion(invocation.arguments[1], command)
                     var request = RolloutStartRequest(version: version, reason: invocation.option("reason"))
@@ -50,10 +50,10 @@ extension Command {
                         guard let value = Int(text), value > 0 else { throw UsageError(message: "--min-requests '\(text)' is not a positive integer", command: command) }
                         request.minRequests = value
                     }
-                    (info, raw) = try context.client.call("POST", "/v1/models/\(model)/rollout", body: APICoding.encode(request), as: RolloutInfo.self)
+                    (info, raw) = try context.client.call(ControlEndpoints.startRollout, model, body: request)
                 default:
-                    (info, raw) = try context.client.call("POST", "/v1/models/\(model)/rollout/\(verb)",
-                                                          body: reasonBody(ReasonRequest(reason: invocation.option("reason"))), as: RolloutInfo.self)
+                    (info, raw) = try context.client.call(ControlEndpoints.controlRollout, [.model: invocation.arguments[0], .command: verb],
+                                                          body: ReasonRequest(reason: invocation.option("reason")))
                 }
                 context.show(raw) { describeRollout(info) }
             }

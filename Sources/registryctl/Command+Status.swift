@@ -54,7 +54,7 @@ extension Command {
     /// `registryctl list`: the models.
     static func list() -> Command {
         Command("list", abstract: "List the models.") { invocation, context in
-            let (models, raw) = try context.client.call("GET", "/v1/models", as: [ModelInfo].self)
+            let (models, raw) = try context.client.call(ControlEndpoints.models)
             context.show(raw) {
                 table([["MODEL", "PRODUCTION", "VERSIONS", "LOADED", "SPLIT"]] + models.map { m in
                     [m.name, m.production.map(String.init) ?? "-", String(m.versions.count), String(m.versions.filter(\.loaded).count), splitText(m.split)]
@@ -68,7 +68,7 @@ extension Command {
         Command("versions", abstract: "List a model's versions with their state, hash and traffic.",
                                arguments: [ArgumentSpec(name: "model", help: "The model's name.")]) { invocation, context in
             let model = invocation.arguments[0]
-            let (info, raw) = try context.client.call("GET", "/v1/models/\(escape(model))", as: ModelInfo.self)
+            let (info, raw) = try context.client.call(ControlEndpoints.model, [.model: model])
             context.show(raw) { table(versionRows(info)) }
         }
     }
@@ -80,11 +80,11 @@ extension Command {
             let (model, pinned) = try parseModelRef(invocation.arguments[0], currentCommand!)
             var version = pinned
             if version == nil {
-                let (info, _) = try context.client.call("GET", "/v1/models/\(escape(model))", as: ModelInfo.self)
+                let (info, _) = try context.client.call(ControlEndpoints.model, [.model: model])
                 guard let production = info.production else { throw CommandFailure(message: "model '\(model)' has no production version; name one as \(model)@VERSION") }
                 version = production
             }
-            let (detail, raw) = try context.client.call("GET", "/v1/models/\(escape(model))/versions/\(version!)", as: VersionDetail.self)
+            let (detail, raw) = try context.client.call(ControlEndpoints.version, [.model: model, .version: String(version!)])
             context.show(raw) {
                 let v = detail.info
                 var rows: [[String]] = [
@@ -106,4 +106,28 @@ extension Command {
             }
         }
     }
+}
+
+/// The daemon and every model, as `registryctl status` prints it (the JSON with `--json`).
+func statusReport(_ context: Context) throws -> String {
+    let (info, rawInfo) = try context.client.call(ControlEndpoints.status)
+    let (models, rawModels) = try context.client.call(ControlEndpoints.models)
+    if context.json {
+        return "{\"daemon\":\(String(decoding: rawInfo, as: UTF8.self)),\"models\":\(String(decoding: rawModels, as: UTF8.self))}"
+    }
+    var out = "registryd \(info.version), pid \(info.pid), up \(Int(info.uptimeSeconds)) s; \(info.models) models, \(info.loadedVersions) versions loaded\n"
+    out += "model root \(info.modelRoot); catalog \(info.database)\n"
+    for model in models {
+        out += "\n\(model.name): production \(model.production.map(String.init) ?? "none")" + (model.split.map { "; split \(splitText($0))" } ?? "") + "\n"
+        out += table(versionRows(model)).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+        if let rollout = model.rollout {
+            if rollout.state.isActive {
+                out += describeRollout(rollout).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
+            } else {
+                out += "  last rollout: version \(rollout.version) \(rollout.state.rawValue.replacingOccurrences(of: "_", with: " ")) at step \(rollout.step) of \(rollout.steps.count)\n"
+            }
+        }
+        if let shadow = model.shadow { out += "  shadow: " + describeShadow(shadow) + "\n" }
+    }
+    return out
 }

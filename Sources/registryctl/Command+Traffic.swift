@@ -13,8 +13,8 @@ extension Command {
             options: [OptionSpec(long: "force", help: "Promote even if the inputs differ from production's (recorded)."), reasonOption]
         ) { invocation, context in
             let version = try parseVersion(invocation.arguments[1], currentCommand!)
-            let body = reasonBody(PromoteRequest(version: version, force: invocation.flag("force") ? true : nil, reason: invocation.option("reason")))
-            let (result, raw) = try context.client.call("POST", "/v1/models/\(escape(invocation.arguments[0]))/promote", body: body, as: ActionResult.self)
+            let body = PromoteRequest(version: version, force: invocation.flag("force") ? true : nil, reason: invocation.option("reason"))
+            let (result, raw) = try context.client.call(ControlEndpoints.promote, [.model: invocation.arguments[0]], body: body)
             context.show(raw) { describe(result) }
         }
     }
@@ -28,8 +28,8 @@ extension Command {
             options: [OptionSpec(long: "to", value: "version", help: "The version to go back to (default: the previous production)."), reasonOption]
         ) { invocation, context in
             let to = try invocation.option("to").map { (text: String) throws(UsageError) -> Int in try parseVersion(text, currentCommand!) }
-            let body = reasonBody(RollbackRequest(to: to, reason: invocation.option("reason")))
-            let (result, raw) = try context.client.call("POST", "/v1/models/\(escape(invocation.arguments[0]))/rollback", body: body, as: ActionResult.self)
+            let body = RollbackRequest(to: to, reason: invocation.option("reason"))
+            let (result, raw) = try context.client.call(ControlEndpoints.rollback, [.model: invocation.arguments[0]], body: body)
             context.show(raw) { describe(result) }
         }
     }
@@ -44,16 +44,16 @@ extension Command {
             options: [OptionSpec(long: "remove", help: "Remove the alias."), reasonOption]
         ) { invocation, context in
             let (model, name) = (invocation.arguments[0], invocation.arguments[1])
-            let target = "/v1/models/\(escape(model))/aliases/\(escape(name))"
+            let target: PathParameters = [.model: model, .alias: name]
             let result: ActionResult
             let raw: [UInt8]
             if invocation.flag("remove") {
                 guard invocation.arguments.count == 2 else { throw UsageError(message: "--remove takes no <version>", command: currentCommand!) }
-                (result, raw) = try context.client.call("DELETE", target, body: reasonBody(ReasonRequest(reason: invocation.option("reason"))), as: ActionResult.self)
+                (result, raw) = try context.client.call(ControlEndpoints.removeAlias, target, body: ReasonRequest(reason: invocation.option("reason")))
             } else {
                 guard invocation.arguments.count == 3 else { throw UsageError(message: "missing expected argument '<version>' (or --remove)", command: currentCommand!) }
                 let version = try parseVersion(invocation.arguments[2], currentCommand!)
-                (result, raw) = try context.client.call("PUT", target, body: reasonBody(AliasRequest(version: version, reason: invocation.option("reason"))), as: ActionResult.self)
+                (result, raw) = try context.client.call(ControlEndpoints.setAlias, target, body: AliasRequest(version: version, reason: invocation.option("reason")))
             }
             context.show(raw) { describe(result) }
         }
@@ -69,13 +69,13 @@ extension Command {
             options: [OptionSpec(long: "clear", help: "End the split: production takes all unpinned traffic."), reasonOption]
         ) { invocation, context in
             let model = invocation.arguments[0]
-            let target = "/v1/models/\(escape(model))/split"
+            let target: PathParameters = [.model: model]
             let pairs = invocation.arguments.dropFirst()
             let result: ActionResult
             let raw: [UInt8]
             if invocation.flag("clear") {
                 guard pairs.isEmpty else { throw UsageError(message: "--clear takes no <version=weight>", command: currentCommand!) }
-                (result, raw) = try context.client.call("DELETE", target, body: reasonBody(ReasonRequest(reason: invocation.option("reason"))), as: ActionResult.self)
+                (result, raw) = try context.client.call(ControlEndpoints.clearSplit, target, body: ReasonRequest(reason: invocation.option("reason")))
             } else {
                 guard !pairs.isEmpty else { throw UsageError(message: "missing expected argument '<version=weight>' (or --clear)", command: currentCommand!) }
                 var weights: [String: Int] = [:]
@@ -86,7 +86,7 @@ extension Command {
                     }
                     weights[String(version)] = weight
                 }
-                (result, raw) = try context.client.call("PUT", target, body: reasonBody(SplitRequest(weights: weights, reason: invocation.option("reason"))), as: ActionResult.self)
+                (result, raw) = try context.client.call(ControlEndpoints.setSplit, target, body: SplitRequest(weights: weights, reason: invocation.option("reason")))
             }
             context.show(raw) { describe(result) }
         }
@@ -102,7 +102,7 @@ extension Command {
                       OptionSpec(long: "off", help: "Stop mirroring."), reasonOption]
         ) { invocation, context in
             let model = invocation.arguments[0]
-            let target = "/v1/models/\(escape(model))/shadow"
+            let target: PathParameters = [.model: model]
             var percent: Int?
             if let text = invocation.option("percent") {
                 guard let value = Int(text), (1...100).contains(value) else {
@@ -112,16 +112,16 @@ extension Command {
             }
             if invocation.flag("off") {
                 guard invocation.arguments.count == 1, percent == nil else { throw UsageError(message: "--off takes no <version> and no --percent", command: currentCommand!) }
-                let (result, raw) = try context.client.call("DELETE", target, body: reasonBody(ReasonRequest(reason: invocation.option("reason"))), as: ActionResult.self)
+                let (result, raw) = try context.client.call(ControlEndpoints.clearShadow, target, body: ReasonRequest(reason: invocation.option("reason")))
                 context.show(raw) { describe(result) }
             } else if invocation.arguments.count == 2 {
                 let version = try parseVersion(invocation.arguments[1], currentCommand!)
                 let body = ShadowRequest(version: version, percent: percent, reason: invocation.option("reason"))
-                let (result, raw) = try context.client.call("PUT", target, body: reasonBody(body), as: ActionResult.self)
+                let (result, raw) = try context.client.call(ControlEndpoints.setShadow, target, body: body)
                 context.show(raw) { describe(result) }
             } else {
                 guard percent == nil else { throw UsageError(message: "--percent needs a <version>", command: currentCommand!) }
-                let (info, raw) = try context.client.call("GET", target, as: ShadowInfo.self)
+                let (info, raw) = try context.client.call(ControlEndpoints.shadow, target)
                 context.show(raw) { describeShadow(info) }
             }
         }

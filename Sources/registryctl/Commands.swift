@@ -39,8 +39,6 @@ func parseModelRef(_ text: String, _ command: Command) throws(UsageError) -> (St
     return (String(text[..<at]), try parseVersion(String(text[text.index(after: at)...]), command))
 }
 
-func reasonBody<T: Encodable>(_ value: T) -> [UInt8] { APICoding.encode(value) }
-
 func describe(_ result: ActionResult) -> String {
     var line = result.message
     if result.elapsedMilliseconds > 0 { line += String(format: " [%.2f ms, event %@]", result.elapsedMilliseconds, result.eventID.map(String.init) ?? "-") }
@@ -103,30 +101,6 @@ func describeRollout(_ r: RolloutInfo) -> String {
     baseline: \(window(r.baselineWindow))
     \(r.note)
     """
-}
-
-/// The daemon and every model, as `registryctl status` prints it (the JSON with `--json`).
-func statusReport(_ context: Context) throws -> String {
-    let (info, rawInfo) = try context.client.call("GET", "/v1/status", as: DaemonInfo.self)
-    let (models, rawModels) = try context.client.call("GET", "/v1/models", as: [ModelInfo].self)
-    if context.json {
-        return "{\"daemon\":\(String(decoding: rawInfo, as: UTF8.self)),\"models\":\(String(decoding: rawModels, as: UTF8.self))}"
-    }
-    var out = "registryd \(info.version), pid \(info.pid), up \(Int(info.uptimeSeconds)) s; \(info.models) models, \(info.loadedVersions) versions loaded\n"
-    out += "model root \(info.modelRoot); catalog \(info.database)\n"
-    for model in models {
-        out += "\n\(model.name): production \(model.production.map(String.init) ?? "none")" + (model.split.map { "; split \(splitText($0))" } ?? "") + "\n"
-        out += table(versionRows(model)).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
-        if let rollout = model.rollout {
-            if rollout.state.isActive {
-                out += describeRollout(rollout).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n"
-            } else {
-                out += "  last rollout: version \(rollout.version) \(rollout.state.rawValue.replacingOccurrences(of: "_", with: " ")) at step \(rollout.step) of \(rollout.steps.count)\n"
-            }
-        }
-        if let shadow = model.shadow { out += "  shadow: " + describeShadow(shadow) + "\n" }
-    }
-    return out
 }
 
 // MARK: The command tree
