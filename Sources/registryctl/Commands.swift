@@ -107,6 +107,9 @@ func describeRollout(_ r: RolloutInfo) -> String {
 
 let reasonOption = OptionSpec(long: "reason", value: "text", help: "Why: recorded in the audit trail with your uid and pid.")
 
+/// The command tree. Each command is built in `Command+<Topic>.swift`; every control request it
+/// sends is built from Wire's `ControlEndpoints` through ``Client/call(_:_:query:body:)``.
+/// The order of `subcommands` is the order `registryctl --help` lists them in.
 func makeRoot() -> Command {
     Command(
         "registryctl", abstract: "Control registryd, the model registry and lifecycle daemon, over its Unix socket.",
