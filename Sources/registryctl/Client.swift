@@ -70,9 +70,27 @@ struct Client {
         }
     }
 
-    /// Sends a request and decodes a 2xx JSON answer; a daemon error becomes its message.
-    func call<T: Decodable>(_ method: String, _ target: String, body: [UInt8]? = nil, as type: T.Type) throws(CommandFailure) -> (T, [UInt8]) {
-        let response = try send(method, target, body: body)
+    /// Calls an endpoint of ``ControlEndpoints``: the table's value builds the request (method,
+    /// escaped path and query, body), and its response type decodes a 2xx answer; a daemon error
+    /// becomes its message. Returns the answer and its raw JSON (for `--json`).
+    func call<Body, Response>(_ endpoint: Endpoint<Body, Response>, _ parameters: PathParameters = [:], query: [(String, String?)] = [],
+                              body: Body) throws(CommandFailure) -> (Response, [UInt8]) {
+        try decode(send(endpoint.request(parameters, query: query, body: body)), as: Response.self)
+    }
+
+    /// Calls an endpoint that takes no body (the `GET`s).
+    func call<Response>(_ endpoint: Endpoint<NoBody, Response>, _ parameters: PathParameters = [:],
+                        query: [(String, String?)] = []) throws(CommandFailure) -> (Response, [UInt8]) {
+        try call(endpoint, parameters, query: query, body: NoBody())
+    }
+
+    /// Sends a request built from the endpoint table.
+    func send(_ request: APIRequest) throws(CommandFailure) -> HTTPResponse {
+        try send(request.method.rawValue, request.target, body: request.body)
+    }
+
+    /// A 2xx answer decoded as `type`, with its raw JSON; else the daemon's error.
+    func decode<T: Decodable>(_ response: HTTPResponse, as type: T.Type) throws(CommandFailure) -> (T, [UInt8]) {
         guard (200..<300).contains(response.status) else { throw Client.failure(response) }
         do {
             return (try APICoding.decode(type, from: response.body), response.body)
@@ -85,9 +103,4 @@ struct Client {
         if let body = try? APICoding.decode(ErrorBody.self, from: response.body) { return CommandFailure(message: body.error) }
         return CommandFailure(message: "registryd answered \(response.status) \(HTTPResponse.reason(response.status))")
     }
-}
-
-/// Percent-encodes a path segment or query value.
-func escape(_ s: String) -> String {
-    s.addingPercentEncoding(withAllowedCharacters: CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? s
 }
