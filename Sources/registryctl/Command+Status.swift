@@ -88,7 +88,7 @@ extension Command {
             context.show(raw) {
                 let v = detail.info
                 var rows: [[String]] = [
-                    ["model", detail.model], ["version", String(v.version)], ["state", v.state.rawValue], ["reason", v.reason.isEmpty ? "-" : v.reason],
+                    ["model", detail.model], ["version", String(v.version)], ["state", v.state.rawValue], ["file", fileText(v.file)], ["reason", v.reason.isEmpty ? "-" : v.reason],
                     ["loaded", v.loaded ? "yes" : "no"], ["aliases", v.aliases.isEmpty ? "-" : v.aliases.joined(separator: ",")],
                     ["traffic", String(format: "%.0f%%", v.traffic * 100)], ["sha256", v.sha256 ?? "-"], ["size", v.size.map { "\($0) bytes" } ?? "-"],
                     ["path", v.path], ["signature", v.signature.rawValue + (v.signatureKey.map { " (key \($0))" } ?? "")],
@@ -130,4 +130,15 @@ func statusReport(_ context: Context) throws -> String {
         if let shadow = model.shadow { out += "  shadow: " + describeShadow(shadow) + "\n" }
     }
     return out
+}
+
+/// The `file` row of `show`: what is on disk under the version's number.
+func fileText(_ file: ArtifactFileName?) -> String {
+    switch file {
+    case .changed: "changed on disk: not the admitted bytes (quarantined); see the reason"
+    case .missing: "missing"
+    case .present: "present (the admitted bytes)"
+    case .unrecognized(let text): text
+    case nil: "-"
+    }
 }

@@ -47,7 +47,7 @@ func describe(_ result: ActionResult) -> String {
 
 func versionRows(_ model: ModelInfo) -> [[String]] {
     [["VERSION", "STATE", "LOADED", "TRAFFIC", "ALIASES", "SHA256", "SIGNATURE", "REASON"]] + model.versions.map { v in
-        [String(v.version), v.state.rawValue, v.loaded ? "yes" : "no", String(format: "%.0f%%", v.traffic * 100), v.aliases.joined(separator: ","),
+        [String(v.version), v.state.rawValue + (v.file == .changed ? " (file changed)" : ""), v.loaded ? "yes" : "no", String(format: "%.0f%%", v.traffic * 100), v.aliases.joined(separator: ","),
          String((v.sha256 ?? "-").prefix(12)), v.signature.rawValue, v.reason]
     }
 }

@@ -153,7 +153,7 @@ log.notice("registryd ready", [
 ])
 
 if !FaultInjection.armed.isEmpty {
-    log.warning("fault injection armed (REGISTRYD_FAULT_KILL_AT, REGISTRYD_FAULT_LOAD_DELAY): for tests only",
+    log.warning("fault injection armed (REGISTRYD_FAULT_KILL_AT, REGISTRYD_FAULT_LOAD_DELAY, REGISTRYD_FAULT_LOAD_DELAY_WHILE): for tests only",
                 ["faults": FaultInjection.armed.joined(separator: ",")])
 }
 

@@ -27,7 +27,7 @@ extension ControlAPI {
                     path: record.path, loaded: status.loadedVersions.contains(record.version),
                     aliases: status.aliases.filter { $0.value == record.version }.map(\.key).sorted(),
                     signature: SignatureStatusName(rawValue: record.signatureStatus), signatureKey: record.signatureKey, firstSeen: record.firstSeen,
-                    updatedAt: record.updatedAt, traffic: traffic)
+                    updatedAt: record.updatedAt, traffic: traffic, file: ArtifactFileName(rawValue: record.status.file.rawValue))
             }
             return ModelInfo(name: status.name, production: production, aliases: status.aliases,
                              split: split.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key), $0.value) }) }, versions: versions,

@@ -45,14 +45,18 @@ public struct VersionInfo: Codable, Sendable, Equatable {
     public var updatedAt: Double
     /// Its share of the model's unpinned traffic, 0...1.
     public var traffic: Double
+    /// What is on disk under its number. `changed` under a live version: it serves the admitted
+    /// bytes from memory, and no restart can load it. Absent from older daemons' answers.
+    public var file: ArtifactFileName?
 
     enum CodingKeys: String, CodingKey {
-        case version, state, reason, sha256, size, path, loaded, aliases, signature, traffic
+        case version, state, reason, sha256, size, path, loaded, aliases, signature, traffic, file
         case signatureKey = "signature_key", firstSeen = "first_seen", updatedAt = "updated_at"
     }
 
     public init(version: Int, state: VersionStateName, reason: String, sha256: String?, size: Int64?, path: String, loaded: Bool, aliases: [String],
-                signature: SignatureStatusName, signatureKey: String?, firstSeen: Double, updatedAt: Double, traffic: Double) {
+                signature: SignatureStatusName, signatureKey: String?, firstSeen: Double, updatedAt: Double, traffic: Double,
+                file: ArtifactFileName? = nil) {
         self.version = version
         self.state = state
         self.reason = reason
@@ -66,6 +70,7 @@ public struct VersionInfo: Codable, Sendable, Equatable {
         self.firstSeen = firstSeen
         self.updatedAt = updatedAt
         self.traffic = traffic
+        self.file = file
     }
 }
 

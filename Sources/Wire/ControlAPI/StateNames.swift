@@ -108,3 +108,26 @@ public enum SignatureStatusName: OpenName {
         }
     }
 }
+
+/// What is on disk under a version's number (`VersionInfo.file`): the admitted bytes, nothing,
+/// or other bytes (quarantined; production keeps serving the admitted bytes from memory).
+public enum ArtifactFileName: OpenName {
+    case present, missing, changed
+    /// A name this build does not know, as the daemon sent it.
+    case unrecognized(String)
+
+    public static let known: [ArtifactFileName] = [.present, .missing, .changed]
+
+    public init(rawValue: String) {
+        self = Self.known.first { $0.rawValue == rawValue } ?? .unrecognized(rawValue)
+    }
+
+    public var rawValue: String {
+        switch self {
+        case .present: "present"
+        case .missing: "missing"
+        case .changed: "changed"
+        case .unrecognized(let text): text
+        }
+    }
+}
