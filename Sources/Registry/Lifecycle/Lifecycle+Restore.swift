@@ -73,18 +73,7 @@ extension Lifecycle {
                 log.info("version restored", ["model.name": key.model, "model.version": key.version, "state": job.record.state.rawValue])
             case .failed:
                 if let changed = job.changedBytes, let refusal = job.refusal {
-                    try catalog.quarantine(model: key.model, version: key.version, sha256: changed.hex, size: changed.size, path: job.record.path, reason: refusal.reason)
-                    try transition(key, to: .quarantined, reason: refusal.reason, action: "quarantine")
-                    log.error("artifact changed while down; version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": changed.hex])
-                    // The quarantined file's identity, so that the first scan does not
-                    // quarantine the same bytes again.
-                    if var updated = records[key], let identity = ModelDirectory.identity(of: job.record.path) {
-                        updated.size = identity.size
-                        updated.mtime = identity.mtime
-                        updated.file = .changed
-                        try catalog.save(updated, event: nil)
-                        records[key] = updated
-                    }
+                    try quarantineChangedBytes(key, found: changed, path: job.record.path, reason: refusal.reason)
                 } else {
                     try transition(key, to: .failed, reason: job.problem, action: "fail")
                 }

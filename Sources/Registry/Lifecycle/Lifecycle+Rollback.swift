@@ -106,12 +106,7 @@ extension Lifecycle {
                 try transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", job.loadSeconds), action: "ready")
                 publish()
             case .failed where job.changedBytes != nil:
-                let changed = job.changedBytes!
-                let reason = job.problem
-                try catalog.quarantine(model: key.model, version: key.version, sha256: changed.hex, size: changed.size, path: job.record.path, reason: reason)
-                try transition(key, to: .quarantined, reason: reason, action: "quarantine")
-                records[key]?.file = .changed
-                log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
+                try quarantineChangedBytes(key, found: job.changedBytes!, path: job.record.path, reason: job.problem)
             case .failed, .refused, .deferred, .abandoned, .new, .checking, .awaitingRoom, .loading:
                 break
             }

@@ -212,6 +212,26 @@ extension Lifecycle {
         }
     }
 
+    /// Quarantines a version whose file holds other bytes than the admitted ones (startup,
+    /// verify, a rollback's reload): records the bytes found, moves the version to
+    /// `quarantined` (unloading it if it was loaded), and remembers the file's identity, so that
+    /// the next scan does not record the same bytes again.
+    func quarantineChangedBytes(_ key: Key, found digest: (hex: String, size: Int64), path: String, reason: String) throws(RegistryError) {
+        try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: path, reason: reason)
+        loaded[key] = nil
+        try transition(key, to: .quarantined, reason: reason, action: "quarantine")
+        if var updated = records[key] {
+            if let identity = ModelDirectory.identity(of: path) {
+                updated.size = identity.size
+                updated.mtime = identity.mtime
+            }
+            updated.file = .changed
+            try catalog.save(updated, event: nil)
+            records[key] = updated
+        }
+        log.error("changed bytes under a known version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
+    }
+
     /// Records `digest`, found under a known version, in the quarantine table, once per file:
     /// a later scan or verify of the same file (its identity recorded) does not record it again.
     func quarantineOnce(_ key: Key, _ record: VersionRecord, digest: (hex: String, size: Int64), path: String, reason: String) throws(RegistryError) {

@@ -80,12 +80,8 @@ extension Lifecycle {
             records[key] = updated
             log.error("artifact changed on disk; production keeps serving from memory", ["model.name": key.model, "model.version": key.version])
             return (key.model, key.version, digest.hex, reason)
-        case .quarantine(let unload, let reason):
-            try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: record.path, reason: reason)
-            log.error("artifact changed on disk; version quarantined", ["model.name": key.model, "model.version": key.version])
-            if unload { loaded[key] = nil }
-            try transition(key, to: .quarantined, reason: reason, action: "quarantine")
-            records[key]?.file = .changed
+        case .quarantine(_, let reason):
+            try quarantineChangedBytes(key, found: digest, path: record.path, reason: reason)
             return (key.model, key.version, digest.hex, reason)
         }
     }
