@@ -174,6 +174,20 @@ enum Socket {
         return fd
     }
 
+    /// Sends each small write at once (`TCP_NODELAY`): an answer is one write, and Nagle's
+    /// algorithm would hold its tail back waiting for an acknowledgement.
+    static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// The inode at `path` (whatever the file), or nil when there is none.
+    static func inode(_ path: String) -> UInt64? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return UInt64(info.st_ino)
+    }
+
     /// `struct ucred` (declared by glibc only under _GNU_SOURCE): pid, uid, gid.
     private struct PeerCredentials {
         var pid: Int32 = 0
