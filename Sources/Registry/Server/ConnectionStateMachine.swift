@@ -23,6 +23,7 @@ import Wire
 /// (the reaper's ticks and the stop's checks run under it). Parking and taking happen under
 /// that lock, which orders one owner's changes before the next owner's reads.
 struct ConnectionStateMachine {
+    /// The server's settings that shape every connection. A value type; `Sendable`.
     struct Configuration: Sendable {
         /// From the first byte of a request to its last.
         var requestTimeout: Double
@@ -33,6 +34,7 @@ struct ConnectionStateMachine {
         var busyPolling = false
     }
 
+    /// The one thing the owner of the connection does next, then reports back. A value type.
     enum Action {
         /// Read what the transport holds and report it with ``read(_:)``.
         case read
@@ -51,7 +53,7 @@ struct ConnectionStateMachine {
         case close
     }
 
-    /// What a clock tick asks of a parked connection.
+    /// What a clock tick asks of a parked connection. A value type.
     enum TickAction: Equatable {
         case none
         /// The connection is late: shut its read side, so that it wakes with end of input and its
@@ -59,10 +61,10 @@ struct ConnectionStateMachine {
         case shutDownInput
     }
 
-    /// What one read brought.
+    /// What one read brought. A value type that borrows the read buffer: valid only during the
+    /// call it is passed to.
     enum Input {
-        /// Bytes (valid only during the call); `filledBuffer`: the read filled its buffer, so
-        /// more may be waiting.
+        /// Bytes; `filledBuffer`: the read filled its buffer, so more may be waiting.
         case bytes(UnsafeRawBufferPointer, filledBuffer: Bool)
         case wouldBlock
         /// End of input: the peer closed or shut down its side, or the connection broke.

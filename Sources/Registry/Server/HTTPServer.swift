@@ -26,6 +26,7 @@ import Wire
 /// threads, `tcpPort`) or is atomic (`stopping`); the rest lives in the pieces above, each
 /// thread-safe in its own way (hence `@unchecked Sendable`).
 public final class HTTPServer: @unchecked Sendable {
+    /// How the server runs (the daemon fills it from `registryd.json`). A value type; `Sendable`.
     public struct Configuration: Sendable, Equatable {
         /// Worker threads (each runs handlers, so this bounds concurrent predictions).
         public var threads: Int
@@ -54,9 +55,11 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
+    /// Answers one request; called on the worker thread that read it, from any number of
+    /// workers at once.
     public typealias Handler = @Sendable (HTTPRequest, Peer) -> HTTPResponse
 
-    /// What the server is doing, for metrics and tests.
+    /// What the server is doing, for metrics and tests: a snapshot. A value type; `Sendable`.
     public struct Counts: Sendable {
         /// Open connections, and requests being handled.
         public var connections = 0, inFlight = 0

@@ -13,7 +13,7 @@ import Glibc
 /// threads on one instance (the kernel serialises them), and the class's own fields are
 /// immutable (hence `@unchecked Sendable`). It owns both descriptors and closes them in `deinit`.
 final class Poller: @unchecked Sendable {
-    /// What a worker woke for.
+    /// What a worker woke for. A value type.
     enum Event: Equatable {
         case listener(Int32)
         case connection(Int32)

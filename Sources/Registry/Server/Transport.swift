@@ -1,4 +1,4 @@
-/// What one read or write on a ``Transport`` did.
+/// What one read or write on a ``Transport`` did. A value type; `Sendable`.
 enum TransportResult: Sendable, Equatable {
     /// This many bytes (more than zero) were read or written.
     case transferred(Int)
