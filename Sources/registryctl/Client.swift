@@ -19,20 +19,13 @@ struct Client {
     }
 
     func send(_ method: String, _ target: String, body: [UInt8]? = nil, headers extra: [(String, String)] = [], timeout: Int = 300) throws(CommandFailure) -> HTTPResponse {
-        guard socketPath.utf8.count < 108 else { throw CommandFailure(message: "socket path '\(socketPath)' is longer than 107 bytes") }
+        guard let address = UnixSocketAddress(path: socketPath) else {
+            throw CommandFailure(message: "socket path '\(socketPath)' is longer than \(UnixSocketAddress.maxPathBytes) bytes")
+        }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw CommandFailure(message: "socket(): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(socketPath.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let connected = address.withSockaddr { connect(fd, $0, $1) }
         guard connected == 0 else { throw Client.unreachable(socketPath, errno) }
         var time = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))

@@ -101,19 +101,10 @@ enum Endpoint {
     func connect() -> Int32? {
         switch self {
         case .unix(let path):
+            guard let address = UnixSocketAddress(path: path) else { fail("socket path too long") }
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { return nil }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            let bytes = Array(path.utf8)
-            guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { fail("socket path too long") }
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                raw.copyBytes(from: bytes)
-                raw[bytes.count] = 0
-            }
-            let ok = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
+            let ok = address.withSockaddr { Glibc.connect(fd, $0, $1) }
             if ok != 0 { close(fd); return nil }
             return fd
         case .tcp(let host, let port):

@@ -161,6 +161,30 @@ struct HTTPServerTests {
         #expect(text.isEmpty && closed)
     }
 
+    @Test("the server's timeouts follow the clock it is given: a partial request is answered 408 once that clock passes the request timeout, and not before")
+    func injectedClock() throws {
+        let temp = TempDirectory()
+        let clock = HandClock()
+        let server = try HTTPServer(configuration: .init(threads: 2, requestTimeout: 5, idleTimeout: 60), log: Log(level: .error), clock: clock) { _, _ in
+            HTTPResponse(status: 200)
+        }
+        let path = temp.path + "/s.sock"
+        try server.listenUnix(path: path, mode: 0o600, group: nil)
+        server.start()
+        defer { server.stop(deadline: 2) }
+        let fd = try rawUnixConnect(path)
+        defer { close(fd) }
+        try writeAll(fd, Array("GET /a HTTP/1.1\r\nHost: x\r\n".utf8))
+        // Several reaper ticks (every 0.25 s) with the clock standing still: no answer.
+        Thread.sleep(forTimeInterval: 0.8)
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&poller, 1, 0) == 0, "answered before the clock moved")
+        clock.advance(by: 6)
+        let (text, closed) = readUntilClose(fd, timeout: 5)
+        #expect(text.hasPrefix("HTTP/1.1 408"), "\(text)")
+        #expect(closed)
+    }
+
     @Test("a client without permission on the socket cannot connect")
     func permission() throws {
         let registry = try registry { $0.controlSocketMode = 0o600 }

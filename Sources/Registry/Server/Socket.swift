@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Glibc
+import Wire
 
 /// Thin, typed wrappers over the socket system calls the server needs. Every call retries
 /// `EINTR` and turns `-1` into a ``RegistryError`` that names the call and the object.
@@ -29,8 +30,8 @@ enum Socket {
     /// means another daemon serves this path, and that is an error. Anything that is not a
     /// socket is never removed.
     static func listenUnix(path: String, mode: UInt32, group: String?) throws(RegistryError) -> Int32 {
-        guard path.utf8.count < 108 else {
-            throw RegistryError(.invalidConfiguration, "control socket path '\(path)' is \(path.utf8.count) bytes; the limit is 107")
+        guard let address = UnixSocketAddress(path: path) else {
+            throw RegistryError(.invalidConfiguration, "control socket path '\(path)' is \(path.utf8.count) bytes; the limit is \(UnixSocketAddress.maxPathBytes)")
         }
         var info = stat()
         if lstat(path, &info) == 0 {
@@ -47,13 +48,10 @@ enum Socket {
         if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | registryd_sock_cloexec(), 0)
         guard fd >= 0 else { throw RegistryError(.system, "socket(AF_UNIX): \(errorText())") }
-        var address = unixAddress(path)
         // Bind with a umask that leaves no access beyond the owner, then widen to `mode`:
         // the socket is never reachable by others before its permissions are final.
         let previousMask = umask(0o177)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = address.withSockaddr { bind(fd, $0, $1) }
         umask(previousMask)
         guard bound == 0 else {
             let text = errorText()
@@ -160,33 +158,34 @@ enum Socket {
         return (String(host), port)
     }
 
-    static func unixAddress(_ path: String) -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8.prefix(raw.count - 1))
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        return address
-    }
-
     /// A blocking connection to a Unix socket.
     static func connectUnix(path: String) throws(RegistryError) -> Int32 {
+        guard let address = UnixSocketAddress(path: path) else {
+            throw RegistryError(.system, "cannot connect to '\(path)': the path is longer than \(UnixSocketAddress.maxPathBytes) bytes")
+        }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | registryd_sock_cloexec(), 0)
         guard fd >= 0 else { throw RegistryError(.system, "socket(AF_UNIX): \(errorText())") }
-        var address = unixAddress(path)
-        let connected = retrying {
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-        }
+        let connected = retrying { address.withSockaddr { connect(fd, $0, $1) } }
         guard connected == 0 else {
             let text = errorText()
             close(fd)
             throw RegistryError(.system, "cannot connect to '\(path)': \(text)")
         }
         return fd
+    }
+
+    /// Sends each small write at once (`TCP_NODELAY`): an answer is one write, and Nagle's
+    /// algorithm would hold its tail back waiting for an acknowledgement.
+    static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// The inode at `path` (whatever the file), or nil when there is none.
+    static func inode(_ path: String) -> UInt64? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return UInt64(info.st_ino)
     }
 
     /// `struct ucred` (declared by glibc only under _GNU_SOURCE): pid, uid, gid.

@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Glibc
+import Wire
 
 /// systemd's service readiness protocol (sd_notify(3)), written by hand so that registryd needs
 /// no libsystemd: each state change is one datagram, `KEY=VALUE` lines, sent to the Unix socket
@@ -33,28 +34,20 @@ public struct ServiceNotifier: Sendable {
     @discardableResult
     public func notify(_ state: String) -> Bool {
         guard let path = socketPath else { return false }
-        var name = Array(path.utf8)
-        let abstract = name.first == UInt8(ascii: "@")
-        if abstract { name[0] = 0 }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard !name.isEmpty, name.count < capacity, abstract || name.first == UInt8(ascii: "/") else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: name)
+        // `@name` is a name in the abstract namespace; anything else must be an absolute path.
+        let address: UnixSocketAddress?
+        if path.hasPrefix("@") {
+            address = UnixSocketAddress(abstractName: String(path.dropFirst()))
+        } else {
+            address = path.hasPrefix("/") ? UnixSocketAddress(path: path) : nil
         }
-        // An abstract address's length counts exactly its bytes; a path's, its terminating zero.
-        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + name.count + (abstract ? 0 : 1))
+        guard let address else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | registryd_sock_cloexec(), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         let message = Array(state.utf8)
         let sent = message.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, length)
-                }
-            }
+            address.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, $1) }
         }
         return sent == message.count
     }
