@@ -20,6 +20,7 @@ def main():
     parser.add_argument("--after", default=str(bench.REGISTRYD))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3)
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 64], help="which concurrency rows to run")
     parser.add_argument("--out", default=str(bench.ROOT / "bench/results/ab.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rgd-ab-") as tmp:
@@ -30,7 +31,7 @@ def main():
             bench.REGISTRYD = Path(binary)
             (work / name).mkdir()
             daemons[name] = bench.Registryd(work / name, 2)
-        rows = [(c, fmt) for c in (1, 64) for fmt in ("json", "binary")]
+        rows = [(c, fmt) for c in args.concurrency for fmt in ("json", "binary")]
         samples = {(name, c, fmt): [] for name in daemons for c, fmt in rows}
         try:
             for r in range(args.repeats):
@@ -46,7 +47,7 @@ def main():
             for d in daemons.values():
                 d.stop()
     report = {"repeats": args.repeats, "seconds": args.seconds, "rows": []}
-    for c, fmt in rows:
+    for c, fmt in [(c, fmt) for c in args.concurrency for fmt in ("json", "binary")]:
         key = "p50_us" if c == 1 else "throughput"
         before = [s[key] for s in samples[("before", c, fmt)]]
         after = [s[key] for s in samples[("after", c, fmt)]]

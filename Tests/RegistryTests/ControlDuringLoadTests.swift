@@ -107,4 +107,31 @@ struct ControlDuringLoadTests {
         #expect(try client.send("GET", "/v2/health/ready").status == 200)
         #expect(setup.state(1) == "live")
     }
+
+    @Test("bytes swapped under a version while the startup restore loads it (after its hash) are never served: the load is refused, the version checked again and quarantined")
+    func swappedDuringRestoreLoad() throws {
+        let setup = try CrashPointTests.Setup()
+        let slow = "\(setup.dir.path)/slow-loads"
+        try dropAtomically(root: setup.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        let first = try setup.launch(killAt: nil)
+        #expect(waitFor(timeout: 30) { setup.state(1) == "live" })
+        #expect(terminate(first, timeout: 20) && first.terminationStatus == 0)
+        FileManager.default.createFile(atPath: slow, contents: nil)
+        let process = try setup.launch(killAt: nil, loadDelay: 5, environment: ["REGISTRYD_FAULT_LOAD_DELAY_WHILE": slow], waitForReady: false)
+        defer { #expect(terminate(process, timeout: 20)) }
+        // The hash passed and the load began: now other weights are renamed over the file.
+        #expect(waitFor(timeout: 30) {
+            CrashPointTests.text(setup.log).split(separator: "\n").contains { $0.contains("load started") && $0.contains("cause=restore") }
+        }, "\(CrashPointTests.text(setup.log).suffix(2000))")
+        let staged = "\(setup.root)/digits/.other.onnx"
+        try modelBytes("digits_mlp.onnx").write(to: URL(fileURLWithPath: staged))
+        #expect(rename(staged, "\(setup.root)/digits/1/model.onnx") == 0)
+        #expect(waitFor(timeout: 40) { setup.state(1) == "quarantined" }, "\(CrashPointTests.text(setup.log).suffix(2000))")
+        let log = CrashPointTests.text(setup.log)
+        #expect(log.contains("artifact changed between its check and its load; not loaded"), "\(log.suffix(2000))")
+        let client = try HTTPTestClient(unixPath: setup.socket)
+        let body = #"{"inputs":[{"name":"input","datatype":"FP32","shape":[1,64],"data":[\#(Array(repeating: "0", count: 64).joined(separator: ","))]}]}"#
+        let answer = try client.send("POST", "/v2/models/digits/infer", body: Array(body.utf8))
+        #expect(answer.status == 503, "nothing serves the model: \(String(decoding: answer.body, as: UTF8.self))")
+    }
 }

@@ -9,7 +9,7 @@ struct LoadHarnessTests {
     typealias H = LoadHarness
 
     static let events: [H.Event] = [.start] + H.Check.allCases.map { .checked($0) } + H.Room.allCases.map { .room($0) }
-        + [.loaded, .loadFailed, .stopping]
+        + [.loaded, .loadFailed, .changedUnderLoad, .stopping]
 
     /// The transitions that do something: (from, event) -> (to, actions).
     static let table: [(H.State, H.Event, H.State, [H.Action])] = [
@@ -22,6 +22,7 @@ struct LoadHarnessTests {
         (.awaitingRoom, .room(.refused), .refused, [.finish]),
         (.loading, .loaded, .ready, [.finish]),
         (.loading, .loadFailed, .failed, [.finish]),
+        (.loading, .changedUnderLoad, .deferred, [.finish]),
         (.new, .stopping, .abandoned, [.finish]),
         (.checking, .stopping, .abandoned, [.finish]),
         (.awaitingRoom, .stopping, .abandoned, [.finish]),
@@ -30,7 +31,7 @@ struct LoadHarnessTests {
 
     @Test("every state with every event gives the listed state and actions, for every cause")
     func everyStateEveryEvent() {
-        #expect(H.State.allCases.count == 9 && Self.events.count == 10)
+        #expect(H.State.allCases.count == 9 && Self.events.count == 11)
         for cause in H.Cause.allCases {
             for state in H.State.allCases {
                 for event in Self.events {

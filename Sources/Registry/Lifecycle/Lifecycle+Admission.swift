@@ -54,7 +54,8 @@ extension Lifecycle {
             records[key] = nil
             publish()
             try? catalog.setState(model: key.model, version: key.version, .discovered, reason: "still being written",
-                                  event: EventDraft(action: "defer", model: key.model, version: key.version, before: "verifying", after: "discovered", reason: "file changed while it was hashed"))
+                                  event: EventDraft(action: "defer", model: key.model, version: key.version, before: job.record.state.rawValue, after: "discovered",
+                                                    reason: job.loadError ?? "file changed while it was hashed"))
             scheduleRescan(after: 0.05)
         case .failed:
             finishFailed(key, job.record, job.refusal ?? ArtifactVerifier.Failure(state: .failed, reason: job.problem))

@@ -8,7 +8,7 @@ import Runtime
 extension Lifecycle {
     /// Starts loading a version (on the queue). A version already in flight is left to its job.
     func beginLoad(_ job: LoadJob) {
-        guard jobs[job.key] == nil, !stopped else {
+        guard jobs[job.key] == nil, !stopped, !stopping else {
             job.harness = LoadHarness(cause: job.harness.cause, state: .abandoned)
             job.completion?(job)
             return
@@ -64,6 +64,7 @@ extension Lifecycle {
                     case .success(let passed):
                         guard jobs[job.key] === job else { return }
                         job.verdict = passed
+                        job.checkedIdentity = (observation.size, observation.mtime, observation.inode)
                         recordVerified(job)
                         feed(job, .checked(.passed))
                     case .failure(let failure):
@@ -75,9 +76,12 @@ extension Lifecycle {
         case .restore, .reappearance, .rollback:
             let occasion: ArtifactIntegrity.Occasion = cause == .restore ? .startup : cause == .rollback ? .reload : .scan
             loaderQueue.async { [self] in
+                // Read before hashing: bytes written after the hash must not pass as checked.
+                let identity = ModelDirectory.identity(of: path)
                 let digest: Result<(hex: String, size: Int64), RegistryError>
                 do throws(RegistryError) { digest = .success(try SHA256.file(at: path)) } catch { digest = .failure(error) }
                 queue.async { [self] in
+                    job.checkedIdentity = identity
                     switch digest {
                     case .failure(let error):
                         job.refusal = ArtifactVerifier.Failure(state: .failed, reason: error.message)
@@ -145,16 +149,28 @@ extension Lifecycle {
         let path = job.path
         let manifest = job.verdict?.manifest
         let twinSession = (job.twin?.servable as? ONNXServable)?.session
+        let checked = job.checkedIdentity
         log.debug("load started", ["model.name": job.key.model, "model.version": job.key.version, "cause": job.harness.cause.rawValue])
         loaderQueue.async { [self] in
+            // What is loaded must be what was checked: the file's identity is read again before
+            // and after the load (a twin shares a session already loaded and reads no file).
+            func unchanged() -> Bool {
+                guard twinSession == nil else { return true }
+                guard let checked, let now = ModelDirectory.identity(of: path) else { return false }
+                return now.size == checked.size && now.mtime == checked.mtime && now.inode == checked.inode
+            }
             let started = clock.now()
             let residentBefore = MemoryBudget.residentBytes()
-            let outcome: Result<Session, RegistryError>
-            if let twinSession {
-                outcome = .success(twinSession)
+            var result: Result<Session, RegistryError>?
+            if !unchanged() {
+                result = nil
+            } else if let twinSession {
+                result = .success(twinSession)
             } else {
-                do throws(RegistryError) { outcome = .success(try loader.load(path: path, manifest: manifest)) } catch { outcome = .failure(error) }
+                do throws(RegistryError) { result = .success(try loader.load(path: path, manifest: manifest)) } catch { result = .failure(error) }
+                if !unchanged() { result = nil }
             }
+            let outcome = result
             let seconds = clock.now() - started
             // Measured on the loader queue, the only place sessions load; serving threads may
             // allocate meanwhile, so it is a measurement, not an exact attribution.
@@ -170,6 +186,10 @@ extension Lifecycle {
                 case .failure(let error):
                     job.loadError = error.message
                     feed(job, .loadFailed)
+                case nil:
+                    job.loadError = "the file changed between its check and its load; the next scan judges it again"
+                    log.warning("artifact changed between its check and its load; not loaded", ["model.name": job.key.model, "model.version": job.key.version])
+                    feed(job, .changedUnderLoad)
                 }
             }
         }

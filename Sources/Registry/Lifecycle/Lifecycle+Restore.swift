@@ -66,10 +66,22 @@ extension Lifecycle {
     func finishRestore(_ job: LoadJob) {
         let key = job.key
         do throws(RegistryError) {
+            // Something else decided about the version while it loaded (verify quarantined it, a
+            // scan found it gone): that decision stands.
+            guard records[key]?.state == job.record.state, loaded[key] == nil else {
+                log.notice("restored version changed state while it loaded; not installed", ["model.name": key.model, "model.version": key.version,
+                                                                                                "state": records[key]?.state.rawValue ?? "gone"])
+                publish()
+                return
+            }
             switch job.harness.state {
             case .ready:
                 loaded[key] = loadedVersion(of: job)
-                if let identity = ModelDirectory.identity(of: job.record.path) { records[key]?.mtime = identity.mtime }
+                // The identity read before the hash: a later change is seen by the next scan.
+                if let identity = job.checkedIdentity {
+                    records[key]?.size = identity.size
+                    records[key]?.mtime = identity.mtime
+                }
                 log.info("version restored", ["model.name": key.model, "model.version": key.version, "state": job.record.state.rawValue])
             case .failed:
                 if let changed = job.changedBytes, let refusal = job.refusal {
@@ -82,7 +94,14 @@ extension Lifecycle {
                 try transition(key, to: .retired, reason: reason, action: "retire")
                 log.error("version not restored: it does not fit the memory budget", ["model.name": key.model, "model.version": key.version,
                                                                                          "detail": job.budgetMessage ?? ""])
-            case .deferred, .abandoned, .new, .checking, .awaitingRoom, .loading:
+            case .deferred where job.attempt < 3:
+                // Its file changed between the check and the load: checked and loaded again.
+                let retry = LoadJob(key: key, cause: .restore, record: job.record)
+                retry.attempt = job.attempt + 1
+                beginLoad(retry)
+            case .deferred:
+                try transition(key, to: .failed, reason: "not loaded at startup: \(job.problem) (3 times)", action: "fail")
+            case .abandoned, .new, .checking, .awaitingRoom, .loading:
                 break
             }
         } catch {

@@ -9,12 +9,24 @@ extension Lifecycle {
     /// the target is still loaded; otherwise it is re-hashed and loaded first, and the outcome
     /// says so.
     public func rollback(model: String, to target: Int?, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
-        let (key, needsLoad) = try onQueue { () throws(RegistryError) -> (Key, Bool) in
+        // The target is chosen and, when it is not loaded, its load started in one turn of the
+        // queue: no other command can load or promote it in between.
+        let (key, wait) = try onQueue { () throws(RegistryError) -> (Key, RollbackLoad?) in
             let (key, _) = try rollbackTarget(model: model, to: target)
-            return (key, loaded[key] == nil)
+            return (key, loaded[key] == nil ? try startRollbackLoad(key) : nil)
         }
-        if needsLoad { try loadForRollback(key) }
-        defer { queue.sync { _ = reserved.remove(key) } }
+        if let wait { try wait.result(key) }
+        defer {
+            if wait != nil {
+                // Loaded for this command and not made production (another command moved
+                // production meanwhile, or the switch failed): retention decides about it again.
+                queue.sync {
+                    reserved.remove(key)
+                    try? retire(model: model)
+                    publish()
+                }
+            }
+        }
         return try onQueue(atomically: "rollback") { () throws(RegistryError) -> CommandOutcome in
             // Checked again: another command may have moved production meanwhile.
             let (checked, current) = try rollbackTarget(model: model, to: key.version)
@@ -22,7 +34,7 @@ extension Lifecycle {
                 throw RegistryError(.conflict, "model '\(model)' version \(key.version) was unloaded while it was being loaded for the rollback; retry")
             }
             var outcome = CommandOutcome(version: key.version, previous: current, message: "")
-            outcome.loadedFirst = needsLoad
+            outcome.loadedFirst = wait != nil
             try supersedeRollout(model: model, actor: actor, by: "rollback")
             try endSplit(model: model, actor: actor, reason: "ended by a rollback to version \(key.version)")
             outcome.eventID = try promoteLocked(key, actor: actor, reason: reason, action: "rollback")
@@ -66,32 +78,41 @@ extension Lifecycle {
         }
     }
 
-    /// Loads a retired version for a rollback and waits for it, off the queue. Its bytes must
-    /// still be the admitted ones (other bytes are quarantined), and it must fit the memory
-    /// budget as any load must.
-    private func loadForRollback(_ key: Key) throws(RegistryError) {
+    /// A rollback's load in flight, which the command waits for off the queue.
+    final class RollbackLoad: Sendable {
         let done = DispatchSemaphore(value: 0)
-        let ended = Mutex<(state: LoadHarness.State, problem: String)?>(nil)
-        try onQueue { () throws(RegistryError) in
-            guard let record = records[key] else { throw RegistryError(.notFound, "model '\(key.model)' version \(key.version) not found") }
-            if let other = jobs[key] {
-                throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) is already being loaded (\(other.harness.cause.rawValue)); retry")
+        let ended = Mutex<(state: LoadHarness.State, problem: String, quarantined: Bool)?>(nil)
+
+        /// Waits for the load; throws why the rollback cannot go on.
+        func result(_ key: Key) throws(RegistryError) {
+            done.wait()
+            let (state, problem, quarantined) = ended.withLock { $0 } ?? (.abandoned, "registryd is stopping", false)
+            switch state {
+            case .ready: return
+            case .refused: throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) cannot be loaded for the rollback: \(problem)")
+            case .abandoned: throw RegistryError(.unavailable, "registryd is stopping; the rollback of model '\(key.model)' did not happen")
+            case .deferred: throw RegistryError(.conflict, "model '\(key.model)' version \(key.version): \(problem); retry")
+            default:
+                throw RegistryError(quarantined ? .verificationFailed : .modelFailure,
+                                    quarantined ? problem : "model '\(key.model)' version \(key.version): \(problem)")
             }
-            beginLoad(LoadJob(key: key, cause: .rollback, record: record) { job in
-                ended.withLock { $0 = (job.harness.state, job.problem) }
-                done.signal()
-            })
         }
-        done.wait()
-        let (state, problem) = ended.withLock { $0 } ?? (.abandoned, "registryd is stopping")
-        switch state {
-        case .ready: return
-        case .refused: throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) cannot be loaded for the rollback: \(problem)")
-        case .abandoned: throw RegistryError(.unavailable, "registryd is stopping; the rollback of model '\(key.model)' did not happen")
-        default:
-            let quarantined = queue.sync { records[key]?.state == .quarantined }
-            throw RegistryError(quarantined ? .verificationFailed : .modelFailure, quarantined ? problem : "model '\(key.model)' version \(key.version): \(problem)")
+    }
+
+    /// Starts loading a retired version for a rollback (on the queue). Its bytes must still be
+    /// the admitted ones (other bytes are quarantined), and it must fit the memory budget as any
+    /// load must.
+    private func startRollbackLoad(_ key: Key) throws(RegistryError) -> RollbackLoad {
+        if let other = jobs[key] {
+            throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) is already being loaded (\(other.harness.cause.rawValue)); retry")
         }
+        let wait = RollbackLoad()
+        beginLoad(LoadJob(key: key, cause: .rollback, record: records[key]!) { [weak self] job in
+            let quarantined = self?.records[job.key]?.state == .quarantined
+            wait.ended.withLock { $0 = (job.harness.state, job.problem, quarantined) }
+            wait.done.signal()
+        })
+        return wait
     }
 
     /// Records how a rollback's load ended (on the queue): loaded, it is `ready` and reserved
@@ -101,6 +122,14 @@ extension Lifecycle {
         do throws(RegistryError) {
             switch job.harness.state {
             case .ready:
+                // Installed only over the state it was loaded for: if something else decided
+                // about the version meanwhile (verify quarantined it, a scan found it gone),
+                // that decision stands, and the command's switch finds it not loaded.
+                guard loaded[key] == nil, records[key]?.state == .retired else {
+                    log.notice("version changed state while it loaded for a rollback; not installed",
+                               ["model.name": key.model, "model.version": key.version, "state": records[key]?.state.rawValue ?? "gone"])
+                    return
+                }
                 loaded[key] = loadedVersion(of: job)
                 reserved.insert(key)
                 try transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", job.loadSeconds), action: "ready")

@@ -91,6 +91,9 @@ extension Lifecycle {
         queue.sync {
             for model in rollouts.keys.sorted() {
                 guard var record = rollouts[model], record.state == .running else { continue }
+                // Its canary or baseline still being loaded (the startup restore): judged once
+                // both have loaded.
+                if jobs[Key(model: model, version: record.version)] != nil || jobs[Key(model: model, version: record.baseline)] != nil { continue }
                 // Fold the traffic since the last tick into the window.
                 let now = currentStats(model: model, record)
                 let seen = rolloutSeen[model] ?? now

@@ -8,7 +8,7 @@ extension Lifecycle {
     func scanLocked() throws(RegistryError) {
         // Before the restore, every recorded version would look new (a `POST /v1/rescan` can
         // come as soon as the server listens).
-        guard !stopped, restored else { return }
+        guard !stopped, !stopping, restored else { return }
         let scan = try directory.scan()
         for problem in scan.problems where !reportedProblems.contains(problem) {
             reportedProblems.insert(problem)

@@ -15,8 +15,11 @@ extension Lifecycle {
     public func verifyArtifacts(model: String? = nil, actor: String) throws(RegistryError) -> [VerifyResult] {
         let candidates = try onQueue { () throws(RegistryError) -> [(Key, VersionRecord)] in
             if let model, !records.keys.contains(where: { $0.model == model }) { throw RegistryError(.notFound, "model '\(model)' not found") }
+            // A version being loaded or hashed is checked by its load (its identity is read again
+            // around it): verify leaves it to that.
             return records.sorted(by: { $0.key < $1.key }).filter { key, record in
                 (model == nil || key.model == model) && (record.state.isServable || record.state == .retired) && record.sha256 != nil
+                    && jobs[key] == nil && !checking.contains(key)
             }
         }
         var found: [(Key, VersionRecord, (size: Int64, mtime: Double, inode: UInt64)?, Result<(hex: String, size: Int64), RegistryError>)] = []
@@ -32,7 +35,8 @@ extension Lifecycle {
             for (key, seen, identity, digest) in found {
                 // A version whose record changed meanwhile (quarantined by a scan, retired, a
                 // new admission) is reported as found, and judged by whoever changed it.
-                guard let record = records[key], record.sha256 == seen.sha256, record.state.isServable || record.state == .retired else {
+                guard let record = records[key], record.sha256 == seen.sha256, record.state.isServable || record.state == .retired,
+                      jobs[key] == nil, !checking.contains(key) else {
                     results.append((key.model, key.version, try? digest.get().hex, nil))
                     continue
                 }

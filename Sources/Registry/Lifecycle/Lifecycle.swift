@@ -73,6 +73,8 @@ public final class Lifecycle: @unchecked Sendable {
     var settleRecheckScheduled = false
     var timer: DispatchSourceTimer?
     var stopped = false
+    /// Set when a stop begins (``abandonLoadsForStop()``): no new load starts.
+    var stopping = false
     /// The loads that a stop abandoned, for its log line.
     var inFlightAtStop: [String] = []
     /// Set once `restore` has loaded the catalog into memory; scans wait for it.
@@ -131,7 +133,10 @@ public final class Lifecycle: @unchecked Sendable {
             watcher?.stop()
             // Rescans the watcher (or a client) already queued must not run on a half-restored
             // catalog.
-            queue.sync { stopped = true }
+            queue.sync {
+                stopped = true
+                abandonLoads()
+            }
             throw failure
         }
         mirror.start()
@@ -162,6 +167,9 @@ public final class Lifecycle: @unchecked Sendable {
     /// thread finish there, and ``stop(loadDeadline:)`` waits for them.
     public func abandonLoadsForStop() {
         queue.sync {
+            // No load starts from here on (a rollback, a rescan's admission): the server's drain
+            // and the loads' deadline must not wait for new ones.
+            stopping = true
             inFlightAtStop += jobs.keys.map { "\($0.model)@\($0.version)" }
             abandonLoads()
         }

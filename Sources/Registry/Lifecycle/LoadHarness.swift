@@ -30,7 +30,8 @@ struct LoadHarness: Equatable, CustomStringConvertible {
         case loading
         /// Loaded: the outcome is recorded. Terminal.
         case ready
-        /// Still being written, or otherwise not ready to be checked: left for a later scan. Terminal.
+        /// Still being written, or changed between its check and its load: left for a later scan,
+        /// which judges the file again. Terminal.
         case deferred
         /// Its bytes or its load failed it. Terminal.
         case failed
@@ -73,6 +74,9 @@ struct LoadHarness: Equatable, CustomStringConvertible {
         case room(Room)
         case loaded
         case loadFailed
+        /// The file's identity (size, time, inode) differs from what was checked, before or after
+        /// the load: what was loaded may not be what was hashed.
+        case changedUnderLoad
         case stopping
     }
 
@@ -127,6 +131,9 @@ struct LoadHarness: Equatable, CustomStringConvertible {
             return [.finish]
         case (.loading, .loadFailed):
             state = .failed
+            return [.finish]
+        case (.loading, .changedUnderLoad):
+            state = .deferred
             return [.finish]
         case (let current, .stopping) where !current.isTerminal:
             state = .abandoned

@@ -13,10 +13,15 @@ final class LoadJob: @unchecked Sendable {
     var record: VersionRecord
     /// The artifact as the scan saw it (a new artifact only).
     let observation: ArtifactObservation?
+    /// How many jobs before this one tried the same load (a restore tried again after its file
+    /// changed under the load).
+    var attempt = 1
     /// Told the outcome once the job ends (a rollback waits for it).
     let completion: (@Sendable (LoadJob) -> Void)?
 
     // What the check found.
+    /// The file's identity read before it was checked: the load must find the same one.
+    var checkedIdentity: (size: Int64, mtime: Double, inode: UInt64)?
     /// The bytes to load: their hash and size, and for a new artifact its manifest and signature.
     var verdict: ArtifactVerifier.Verdict?
     /// Why the check refused it (failed or quarantined).
@@ -56,7 +61,7 @@ final class LoadJob: @unchecked Sendable {
         case .refused: budgetMessage.map { "does not fit: \($0)" } ?? "does not fit the memory budget"
         case .failed: refusal?.reason ?? loadError ?? "load failed"
         case .abandoned: "registryd is stopping"
-        case .deferred: "still being written"
+        case .deferred: loadError ?? "still being written"
         default: ""
         }
     }

@@ -68,12 +68,14 @@ public struct InferenceAPI: Sendable {
             guard method == "POST" else { return methodNotAllowed(request) }
             // Marked for the shadow mirror, which runs only in the gaps between inferences: the
             // gap opens once the answer is written (the server runs `afterSend` then).
-            guard let ended = service.beginServing() else { return infer(request, model: model, version: version) }
+            guard let mirror = service.mirror else { return infer(request, model: model, version: version) }
+            mirror.servingBegan()
             var response = infer(request, model: model, version: version)
             let offer = response.afterSend
+            // One closure per request: it offers the mirrored job (if any), then ends the mark.
             response.afterSend = {
                 offer?()
-                ended()
+                mirror.servingEnded()
             }
             return response
         default:

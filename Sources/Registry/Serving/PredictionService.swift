@@ -9,6 +9,8 @@ import Runtime
 public struct PredictionService: Sendable {
     let router: Router
     let stats: ServingStats
+    /// The shadow mirror; the v2 endpoint also marks its requests as serving with it, so that
+    /// mirrors run only in the gaps between inferences.
     let mirror: ShadowMirror?
 
     public init(router: Router, stats: ServingStats, mirror: ShadowMirror? = nil) {
@@ -66,15 +68,6 @@ public struct PredictionService: Sendable {
     /// Counts a request refused before it could be routed (a body that does not decode).
     public func reject(status: Int) {
         stats.reject(status: status)
-    }
-
-    /// Marks one inference request as being served, so that the shadow mirror runs only in the
-    /// gaps between inferences; returns what ends the mark, to be called once its answer is
-    /// written (nil when there is no mirror).
-    public func beginServing() -> (@Sendable () -> Void)? {
-        guard let mirror else { return nil }
-        mirror.servingBegan()
-        return { mirror.servingEnded() }
     }
 
     private func record(_ loaded: LoadedVersion, _ decision: RoutingDecision, _ started: UInt64, failed: Bool) {
