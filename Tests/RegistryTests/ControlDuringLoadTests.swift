@@ -82,8 +82,9 @@ struct ControlDuringLoadTests {
         #expect(retired.setup.state(2) == "live" && retired.setup.state(1) == "retired")
     }
 
-    @Test("the startup restore of a slow version: health, the control API and /metrics answer while it loads; ready says 503 until it is loaded")
-    func controlAnswersDuringRestore() throws {
+    /// A daemon restarted over digits version 1 (live) with its loads slowed by `delay` seconds,
+    /// returned once the restore's load has begun.
+    static func restoringSlowly(delay: Double) throws -> (CrashPointTests.Setup, Process) {
         let setup = try CrashPointTests.Setup()
         let slow = "\(setup.dir.path)/slow-loads"
         try dropAtomically(root: setup.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
@@ -91,11 +92,17 @@ struct ControlDuringLoadTests {
         #expect(waitFor(timeout: 30) { setup.state(1) == "live" })
         #expect(terminate(first, timeout: 20) && first.terminationStatus == 0)
         FileManager.default.createFile(atPath: slow, contents: nil)
-        let process = try setup.launch(killAt: nil, loadDelay: 10, environment: ["REGISTRYD_FAULT_LOAD_DELAY_WHILE": slow], waitForReady: false)
-        defer { #expect(terminate(process, timeout: 20)) }
+        let process = try setup.launch(killAt: nil, loadDelay: delay, environment: ["REGISTRYD_FAULT_LOAD_DELAY_WHILE": slow], waitForReady: false)
         #expect(waitFor(timeout: 30) {
             CrashPointTests.text(setup.log).split(separator: "\n").contains { $0.contains("load started") && $0.contains("cause=restore") }
         }, "\(CrashPointTests.text(setup.log).suffix(2000))")
+        return (setup, process)
+    }
+
+    @Test("the startup restore of a slow version: health, the control API and /metrics answer while it loads; ready says 503 until it is loaded")
+    func controlAnswersDuringRestore() throws {
+        let (setup, process) = try Self.restoringSlowly(delay: 10)
+        defer { #expect(terminate(process, timeout: 20)) }
         let client = try HTTPTestClient(unixPath: setup.socket)
         let live = try client.send("GET", "/v2/health/live")
         let ready = try client.send("GET", "/v2/health/ready")
@@ -110,19 +117,9 @@ struct ControlDuringLoadTests {
 
     @Test("bytes swapped under a version while the startup restore loads it (after its hash) are never served: the load is refused, the version checked again and quarantined")
     func swappedDuringRestoreLoad() throws {
-        let setup = try CrashPointTests.Setup()
-        let slow = "\(setup.dir.path)/slow-loads"
-        try dropAtomically(root: setup.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
-        let first = try setup.launch(killAt: nil)
-        #expect(waitFor(timeout: 30) { setup.state(1) == "live" })
-        #expect(terminate(first, timeout: 20) && first.terminationStatus == 0)
-        FileManager.default.createFile(atPath: slow, contents: nil)
-        let process = try setup.launch(killAt: nil, loadDelay: 5, environment: ["REGISTRYD_FAULT_LOAD_DELAY_WHILE": slow], waitForReady: false)
+        let (setup, process) = try Self.restoringSlowly(delay: 5)
         defer { #expect(terminate(process, timeout: 20)) }
         // The hash passed and the load began: now other weights are renamed over the file.
-        #expect(waitFor(timeout: 30) {
-            CrashPointTests.text(setup.log).split(separator: "\n").contains { $0.contains("load started") && $0.contains("cause=restore") }
-        }, "\(CrashPointTests.text(setup.log).suffix(2000))")
         let staged = "\(setup.root)/digits/.other.onnx"
         try modelBytes("digits_mlp.onnx").write(to: URL(fileURLWithPath: staged))
         #expect(rename(staged, "\(setup.root)/digits/1/model.onnx") == 0)

@@ -9,12 +9,7 @@ import Wire
 struct ControlEndpointTests {
     /// A registry with digits versions 1 (production) and 2, both ready.
     func twoVersions() throws -> TestRegistry {
-        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
-        try registry.makeModelDirectory("digits")
-        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
-        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
-        try registry.start()
-        #expect(registry.waitForState("digits", 2, [.ready]) != nil)
+        let registry = try TestRegistry.digitsOneAndTwo()
         return registry
     }
 

@@ -208,12 +208,7 @@ struct HTTPServerTests {
 
     @Test("promote then rollback under continuous load: zero failed requests, every answer from a version that was production; rollback time printed")
     func swapUnderLoad() throws {
-        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
-        try registry.makeModelDirectory("digits")
-        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
-        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
-        try registry.start()
-        #expect(registry.waitForState("digits", 2, [.ready]) != nil)
+        let registry = try TestRegistry.digitsOneAndTwo()
         let socketPath = registry.config.controlSocket
         let (features, logreg, mlp) = try digitsRow(3)
         let body = Array(digitsBody(features).utf8)

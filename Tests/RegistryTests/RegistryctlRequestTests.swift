@@ -38,12 +38,7 @@ struct RegistryctlRequestTests {
 
     @Test("every request a registryctl command sends matches an endpoint of the table, with only the query names it reads; the commands reach every endpoint but stats")
     func requestsMatchTheTable() throws {
-        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
-        try registry.makeModelDirectory("digits")
-        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
-        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
-        try registry.start()
-        #expect(registry.waitForState("digits", 2, [.ready]) != nil)
+        let registry = try TestRegistry.digitsOneAndTwo()
         let recorder = try RecordingServer(registry: registry)
         let imported = "\(registry.temp.path)/new.onnx"
         try modelBytes("digits_logreg.onnx", variant: 7).write(to: URL(fileURLWithPath: imported))

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import Glibc
 import Registry
 import Runtime
@@ -103,6 +104,20 @@ final class TestRegistry {
 
     func waitForState(_ model: String, _ version: Int, _ states: Set<VersionState>, timeout: Double = 20) -> Double? {
         wait(timeout: timeout) { record(model, version).map { states.contains($0.state) } ?? false }
+    }
+}
+
+extension TestRegistry {
+    /// A running registry with digits version 1 (logistic regression, production) and version 2
+    /// (MLP, ready), under a policy that keeps new versions ready.
+    static func digitsOneAndTwo() throws -> TestRegistry {
+        let registry = TestRegistry(policies: ["digits": ModelPolicy(onNewVersion: .ready, keepPrevious: 2, requireSignature: false)])
+        try registry.makeModelDirectory("digits")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"))
+        try dropAtomically(root: registry.root, model: "digits", version: 2, bytes: modelBytes("digits_mlp.onnx"))
+        try registry.start()
+        #expect(registry.waitForState("digits", 2, [.ready]) != nil)
+        return registry
     }
 }
 
