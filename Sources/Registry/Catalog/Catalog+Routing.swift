@@ -12,14 +12,15 @@ extension Catalog {
     }
 
     /// Points `alias` at `version` (or removes it when `version` is nil), optionally changing
-    /// version states at the same time, and appends `event`, in one transaction.
+    /// version states at the same time, and appends `event`, in one transaction stamped `time`
+    /// (or now).
     @discardableResult
     public func setAlias(
         model: String, alias: String, version: Int?, states: [(version: Int, state: VersionState, reason: String)] = [],
-        event: EventDraft
+        at time: Double? = nil, event: EventDraft
     ) throws(RegistryError) -> Int64 {
         try write { db throws(RegistryError) in
-            let now = clock.now()
+            let now = time ?? clock.now()
             if let version {
                 try db.run(
                     "INSERT INTO aliases(model, alias, version, updated_at) VALUES (?,?,?,?) ON CONFLICT(model, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
@@ -53,9 +54,10 @@ extension Catalog {
 
     /// Stores (or with nil removes) a model's route spec and appends `event`, in one transaction.
     @discardableResult
-    public func setRoute(model: String, spec: String?, states: [(version: Int, state: VersionState, reason: String)] = [], event: EventDraft) throws(RegistryError) -> Int64 {
+    public func setRoute(model: String, spec: String?, states: [(version: Int, state: VersionState, reason: String)] = [], at time: Double? = nil,
+                         event: EventDraft) throws(RegistryError) -> Int64 {
         try write { db throws(RegistryError) in
-            let now = clock.now()
+            let now = time ?? clock.now()
             if let spec {
                 try db.run(
                     "INSERT INTO routes(model, spec, updated_at) VALUES (?,?,?) ON CONFLICT(model) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",

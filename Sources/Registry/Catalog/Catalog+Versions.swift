@@ -84,10 +84,11 @@ extension Catalog {
         }
     }
 
-    /// Changes one version's state and appends `event`, in one transaction.
-    public func setState(model: String, version: Int, _ state: VersionState, reason: String, event: EventDraft) throws(RegistryError) {
+    /// Changes one version's state and appends `event`, in one transaction, stamped `time` (the
+    /// caller's clock reading, so that it knows the stamp without reading the row back) or now.
+    public func setState(model: String, version: Int, _ state: VersionState, reason: String, event: EventDraft, at time: Double? = nil) throws(RegistryError) {
         try write { db throws(RegistryError) in
-            let now = clock.now()
+            let now = time ?? clock.now()
             try db.run(
                 "UPDATE versions SET state = ?, reason = ?, updated_at = ? WHERE model = ? AND version = ?",
                 [.text(state.rawValue), .text(reason), .double(now), .text(model), .int(Int64(version))])

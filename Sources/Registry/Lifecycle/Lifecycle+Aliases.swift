@@ -14,12 +14,13 @@ extension Lifecycle {
         if let previous, previous != key.version, records[Key(model: key.model, version: previous)]?.state == .live {
             states.append((previous, .ready, "replaced by version \(key.version)"))
         }
-        let eventID = try catalog.setAlias(model: key.model, alias: "production", version: key.version, states: states,
+        let now = clock.now()
+        let eventID = try catalog.setAlias(model: key.model, alias: "production", version: key.version, states: states, at: now,
                                            event: EventDraft(actor: actor, action: action, model: key.model, version: key.version,
                                                              before: previous.map(String.init), after: String(key.version), reason: reason))
         aliases[key.model, default: [:]]["production"] = key.version
         ProductionHistory.record(action: action, version: key.version, in: &productionHistory[key.model, default: []])
-        apply(states, model: key.model)
+        apply(states, model: key.model, at: now)
         log.notice("production switched", ["model.name": key.model, "model.version": key.version, "previous": previous.map(String.init) ?? "none", "actor": actor])
         try retire(model: key.model)
         publish()
@@ -38,11 +39,12 @@ extension Lifecycle {
                 states.append((previous, .ready, "the candidate alias moved to version \(version)"))
             }
         }
-        let eventID = try catalog.setAlias(model: model, alias: alias, version: version, states: states,
+        let now = clock.now()
+        let eventID = try catalog.setAlias(model: model, alias: alias, version: version, states: states, at: now,
                                            event: EventDraft(actor: actor, action: "alias", model: model, version: version,
                                                              before: previous.map { "\(alias)=\($0)" }, after: "\(alias)=\(version)", reason: reason))
         aliases[model, default: [:]][alias] = version
-        apply(states, model: model)
+        apply(states, model: model, at: now)
         publish()
         return eventID
     }
@@ -69,20 +71,17 @@ extension Lifecycle {
             .union(reserved.filter { $0.model == model }.map(\.version))
     }
 
+    /// Moves a version to `state`, recording it with its event; the record's `updated_at` is the
+    /// stamp given to the catalog, so the model listing shows when its state last changed
+    /// without reading the row back.
     func transition(_ key: Key, to state: VersionState, reason: String, action: String) throws(RegistryError) {
         let before = records[key]?.state
+        let now = clock.now()
         try catalog.setState(model: key.model, version: key.version, state, reason: reason,
-                             event: EventDraft(action: action, model: key.model, version: key.version, before: before?.rawValue, after: state.rawValue, reason: reason))
+                             event: EventDraft(action: action, model: key.model, version: key.version, before: before?.rawValue, after: state.rawValue, reason: reason),
+                             at: now)
         records[key]?.state = state
         records[key]?.reason = reason
-        refreshUpdatedAt(key)
-    }
-
-    /// Copies a version's `updated_at` from the catalog row just written (the catalog's clock
-    /// stamped it), so that the model listing shows when its state last changed.
-    func refreshUpdatedAt(_ key: Key) {
-        if let row = try? catalog.version(model: key.model, version: key.version) {
-            records[key]?.updatedAt = row.updatedAt
-        }
+        records[key]?.updatedAt = now
     }
 }

@@ -74,11 +74,12 @@ extension Lifecycle {
                 let states: [(version: Int, state: VersionState, reason: String)] =
                     alias == "candidate" && records[Key(model: model, version: previous)]?.state == .candidate
                     ? [(previous, .ready, "the candidate alias was removed")] : []
-                let eventID = try catalog.setAlias(model: model, alias: alias, version: nil, states: states,
+                let now = clock.now()
+                let eventID = try catalog.setAlias(model: model, alias: alias, version: nil, states: states, at: now,
                                                    event: EventDraft(actor: actor, action: "alias", model: model, version: previous,
                                                                      before: "\(alias)=\(previous)", after: nil, reason: reason))
                 aliases[model]?[alias] = nil
-                apply(states, model: model)
+                apply(states, model: model, at: now)
                 try retire(model: model)
                 publish()
                 return CommandOutcome(version: nil, previous: previous, message: "model '\(model)': alias '\(alias)' removed (was version \(previous))", eventID: eventID)
@@ -171,10 +172,11 @@ extension Lifecycle {
                 states.append((version, .shadow, "mirroring \(percent)% of requests"))
             }
             let spec = ShadowSpec(version: version, percent: percent)
-            let eventID = try catalog.setRoute(model: model, spec: RouteSpec(split: splits[model], shadow: spec).text, states: states,
+            let now = clock.now()
+            let eventID = try catalog.setRoute(model: model, spec: RouteSpec(split: splits[model], shadow: spec).text, states: states, at: now,
                                                event: EventDraft(actor: actor, action: "shadow", model: model, version: version,
                                                                  before: previous?.description, after: spec.description, reason: reason))
-            apply(states, model: model)
+            apply(states, model: model, at: now)
             shadows[model] = spec
             mirror.configure(model: model, version: version, percent: percent)
             publish()
@@ -191,22 +193,24 @@ extension Lifecycle {
         if records[Key(model: model, version: previous.version)]?.state == .shadow {
             states.append((previous.version, .ready, "shadow ended"))
         }
-        let id = try catalog.setRoute(model: model, spec: RouteSpec(split: splits[model], shadow: nil).text, states: states,
+        let now = clock.now()
+        let id = try catalog.setRoute(model: model, spec: RouteSpec(split: splits[model], shadow: nil).text, states: states, at: now,
                                       event: EventDraft(actor: actor, action: "shadow", model: model, version: previous.version,
                                                         before: previous.description, after: nil, reason: reason))
-        apply(states, model: model)
+        apply(states, model: model, at: now)
         shadows[model] = nil
         mirror.configure(model: model, version: nil, percent: 0)
         publish()
         return id
     }
 
-    /// Mirrors in memory the state changes just committed with a command.
-    func apply(_ states: [(version: Int, state: VersionState, reason: String)], model: String) {
+    /// Mirrors in memory the state changes just committed with a command, stamped `now` as the
+    /// catalog stamped them.
+    func apply(_ states: [(version: Int, state: VersionState, reason: String)], model: String, at now: Double) {
         for change in states {
             records[Key(model: model, version: change.version)]?.state = change.state
             records[Key(model: model, version: change.version)]?.reason = change.reason
-            refreshUpdatedAt(Key(model: model, version: change.version))
+            records[Key(model: model, version: change.version)]?.updatedAt = now
         }
     }
 
