@@ -59,6 +59,12 @@ struct ChangedFileTests {
                                      "--user-data-dir=\(profile.path)/chromium", "--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
         #expect(dom.stdout.contains("data-loaded=\"true\""), "the page did not render: \(dom.stderr.suffix(500))")
         #expect(dom.stdout.contains("file-changed") && dom.stdout.contains(">file changed<"), "the page shows no file-changed badge")
+        // Kept for a person to look at: test-artifacts/status-page-file-changed.png.
+        let artifacts = "\(repositoryRoot)/test-artifacts"
+        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        _ = try runSeparately([StatusPageTests.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+                               "--user-data-dir=\(profile.path)/chromium", "--virtual-time-budget=3000", "--window-size=1280,900",
+                               "--screenshot=\(artifacts)/status-page-file-changed.png", "http://127.0.0.1:\(port)/"])
 
         // The admitted bytes put back: the file is present again, and the surfaces say so.
         try original.write(to: URL(fileURLWithPath: staged))
