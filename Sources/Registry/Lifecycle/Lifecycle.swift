@@ -185,11 +185,10 @@ public final class Lifecycle: @unchecked Sendable {
     public func stop(loadDeadline: Double = 10) {
         watcher?.stop()
         mirror.stop()
+        // Waiters (a rollback loading its target) are told now, if the daemon's stop has not
+        // already done it; what runs on the loader thread is waited for below, within the deadline.
+        abandonLoadsForStop()
         queue.sync {
-            // Waiters (a rollback loading its target) are told now; what runs on the loader
-            // thread is waited for below, within the deadline.
-            inFlightAtStop += jobs.keys.map { "\($0.model)@\($0.version)" }
-            abandonLoads()
             stopped = true
             timer?.cancel()
             timer = nil

@@ -1,6 +1,7 @@
 import CLinux
 import Foundation
 import Glibc
+import Synchronization
 
 /// The sockets the server listens on: the control socket (a Unix socket with its file's mode and
 /// group) and the optional TCP serving listener. It accepts, and labels each connection with who
@@ -14,11 +15,10 @@ import Glibc
 /// cleanup script, an `rm -rf /run/...`) is bound again, and a foreign file in its place is left
 /// alone and reported.
 ///
-/// Thread-safety: thread-safe; the listener table is guarded by `lock` (hence
-/// `@unchecked Sendable`). A listener's readiness goes to one worker at a time (one-shot), which
-/// accepts until the backlog is empty and re-arms it.
-final class ListenerSet: @unchecked Sendable {
-    private struct Listener {
+/// Thread-safety: thread-safe; the listener table lives in a `Mutex`. A listener's readiness goes
+/// to one worker at a time (one-shot), which accepts until the backlog is empty and re-arms it.
+final class ListenerSet: Sendable {
+    private struct Listener: Sendable {
         let fd: Int32
         let kind: HTTPServer.ListenerKind
         let unixPath: String?
@@ -35,10 +35,12 @@ final class ListenerSet: @unchecked Sendable {
 
     private let poller: Poller
     private let log: Log
-    private let lock = NSLock()
-    private var listeners: [Int32: Listener] = [:]
-    /// Set by ``closeAll(admit:)``: no listener is added or armed after it.
-    private var closed = false
+    private struct Table {
+        var listeners: [Int32: Listener] = [:]
+        /// Set by ``closeAll(admit:)``: no listener is added or armed after it.
+        var closed = false
+    }
+    private let table = Mutex(Table())
 
     init(poller: Poller, log: Log) {
         self.poller = poller
@@ -59,8 +61,8 @@ final class ListenerSet: @unchecked Sendable {
     }
 
     private func add(_ listener: Listener) {
-        lock.withLock {
-            listeners[listener.fd] = listener
+        table.withLock {
+            $0.listeners[listener.fd] = listener
             poller.armListener(listener.fd)
         }
     }
@@ -68,7 +70,7 @@ final class ListenerSet: @unchecked Sendable {
     /// Accepts every connection waiting on the listener the poller reported at `descriptor`,
     /// then re-arms it.
     func acceptAll(on descriptor: Int32, admit: Admit) {
-        guard let listener = lock.withLock({ listeners[descriptor] }) else { return }
+        guard let listener = table.withLock({ $0.listeners[descriptor] }) else { return }
         acceptAll(listener, draining: false, admit: admit)
     }
 
@@ -78,7 +80,7 @@ final class ListenerSet: @unchecked Sendable {
         // Re-armed only while it is still a listener (a deleted socket's listener is replaced).
         defer {
             if !draining {
-                lock.withLock { if !closed && listeners[listener.fd] != nil { poller.armListener(listener.fd) } }
+                table.withLock { if !$0.closed && $0.listeners[listener.fd] != nil { poller.armListener(listener.fd) } }
             }
         }
         while true {
@@ -119,10 +121,11 @@ final class ListenerSet: @unchecked Sendable {
     /// Then connections the kernel completed but not yet handed over are accepted (`admit`) and
     /// served, not reset; then the listeners close.
     func closeAll(admit: Admit) {
-        let closing: [Listener] = lock.withLock {
-            closed = true
-            defer { listeners.removeAll() }
-            return Array(listeners.values)
+        let closing: [Listener] = table.withLock { table in
+            table.closed = true
+            let open = Array(table.listeners.values)
+            table.listeners.removeAll()
+            return open
         }
         for listener in closing {
             // Only our own socket's name: a file someone put in its place stays.
@@ -139,14 +142,14 @@ final class ListenerSet: @unchecked Sendable {
     /// Called every few seconds: a missing name is bound again (same mode and group) and the old
     /// socket closed; a name now taken by another file is left alone and reported once.
     func restoreDeletedSockets() {
-        let unix = lock.withLock { listeners.values.filter { $0.unixPath != nil } }
+        let unix = table.withLock { $0.listeners.values.filter { $0.unixPath != nil } }
         for listener in unix {
             guard let path = listener.unixPath, Socket.inode(path) != listener.inode else { continue }
             if let other = Socket.inode(path) {
                 // Never removed, whatever it is (another daemon's socket too).
                 if listener.reportedForeign != other {
                     log.error("control socket path taken by another file; not replacing it", ["path": path])
-                    lock.withLock { listeners[listener.fd]?.reportedForeign = other }
+                    table.withLock { $0.listeners[listener.fd]?.reportedForeign = other }
                 }
                 continue
             }
@@ -160,10 +163,10 @@ final class ListenerSet: @unchecked Sendable {
             let replacement = Listener(fd: fd, kind: listener.kind, unixPath: path, mode: listener.mode, group: listener.group,
                                        inode: Socket.inode(path))
             // One step, so that a stop sees either the old listener or the new one, armed.
-            let replaced: Bool = lock.withLock {
-                guard !closed, listeners[listener.fd] != nil else { return false }
-                listeners[listener.fd] = nil
-                listeners[fd] = replacement
+            let replaced: Bool = table.withLock {
+                guard !$0.closed, $0.listeners[listener.fd] != nil else { return false }
+                $0.listeners[listener.fd] = nil
+                $0.listeners[fd] = replacement
                 poller.armListener(fd)
                 return true
             }

@@ -10,9 +10,9 @@ import Glibc
 /// that a worker knows which table to look in without a lock.
 ///
 /// Thread-safety: thread-safe; epoll_ctl(2) and epoll_wait(2) may be called from any number of
-/// threads on one instance (the kernel serialises them), and the class's own fields are
-/// immutable (hence `@unchecked Sendable`). It owns both descriptors and closes them in `deinit`.
-final class Poller: @unchecked Sendable {
+/// threads on one instance (the kernel serialises them), and the class's own fields are two
+/// immutable descriptors. It owns both and closes them in `deinit`.
+final class Poller: Sendable {
     /// What a worker woke for. A value type.
     enum Event: Equatable {
         case listener(Int32)
