@@ -11,7 +11,10 @@ import Foundation
 /// middle two. Each is contended by every worker under load, so nothing else takes this lock
 /// per request.
 ///
-/// Thread-safety: thread-safe; all state is guarded by `lock` (hence `@unchecked Sendable`).
+/// Thread-safety: thread-safe; all state is guarded by `lock` (hence `@unchecked Sendable`). An
+/// `NSLock` rather than a `Mutex`: the table hands a `Connection` (a class, owned by one worker
+/// at a time) out from under the lock while keeping it in the table, which `Mutex`'s `sending`
+/// rules refuse.
 final class ConnectionTable: @unchecked Sendable {
     /// Open connections beyond this are refused.
     let capacity: Int
