@@ -65,6 +65,7 @@ extension CommandDraft {
         if var updated = state.records[key] {
             if let identity {
                 updated.size = identity.size
+                updated.fileSize = nil
                 updated.mtime = identity.mtime
             }
             updated.file = .changed

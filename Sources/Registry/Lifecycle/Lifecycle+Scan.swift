@@ -73,7 +73,7 @@ extension Lifecycle {
     /// Compares a known version with its file; returns the seconds to wait when the file changed
     /// but has not settled yet.
     func reconcileKnown(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, now: Double) throws(RegistryError) -> Double? {
-        let sameIdentity = record.size == observation.size && record.mtime == observation.mtime
+        let sameIdentity = record.identitySize == observation.size && record.mtime == observation.mtime
         let admittedBefore = record.state == .failed && !sameIdentity ? try catalog.wasAdmitted(model: key.model, version: key.version) : false
         switch record.state {
         case .failed where !sameIdentity && !admittedBefore,
@@ -129,10 +129,11 @@ extension Lifecycle {
                                               loaded: serving, production: production, occasion: .scan)
         var updated = record
         updated.mtime = observation.mtime
-        updated.size = observation.size
         updated.updatedAt = now
         switch verdict {
         case .intact:
+            updated.size = observation.size
+            updated.fileSize = nil
             var event: EventDraft?
             if record.file == .changed {
                 // The admitted bytes are back (an operator restored the file).
@@ -153,6 +154,8 @@ extension Lifecycle {
             }
         case .serveFromMemory(let reason):
             let newBytes = try bytesNotYetRecorded(key, record, path: observation.path)
+            // `size` stays the admitted bytes', which are what serves.
+            updated.fileSize = observation.size
             updated.file = .changed
             updated.reason = reason
             _ = try command("reconcile") { draft in
@@ -161,6 +164,8 @@ extension Lifecycle {
             }
         case .quarantine(let unload, let reason):
             let newBytes = try bytesNotYetRecorded(key, record, path: observation.path)
+            updated.size = observation.size
+            updated.fileSize = nil
             updated.file = .changed
             _ = try command("reconcile") { draft in
                 if newBytes { draft.recordQuarantinedBytes(key, digest, path: observation.path, reason: reason) }
@@ -193,6 +198,7 @@ extension Lifecycle {
                     updated.mtime = observation.mtime
                     updated.size = observation.size
                 }
+                updated.fileSize = nil
                 updated.file = .present
                 updated.state = state.isProduction(key) ? .live : .ready
                 updated.reason = "artifact reappeared with the same bytes; production loaded again"
@@ -234,7 +240,7 @@ extension Lifecycle {
     /// not record them again.
     func bytesNotYetRecorded(_ key: Key, _ record: VersionRecord, path: String) throws(RegistryError) -> Bool {
         let identity = ModelDirectory.identity(of: path)
-        let same = identity.map { $0.size == record.size && $0.mtime == record.mtime } ?? false
+        let same = identity.map { $0.size == record.identitySize && $0.mtime == record.mtime } ?? false
         guard same else { return true }
         return try catalog.quarantineCount(model: key.model, version: key.version) == 0
     }

@@ -75,7 +75,8 @@ extension Lifecycle {
             let newBytes = try bytesNotYetRecorded(key, record, path: record.path)
             var updated = record
             if let identity {
-                updated.size = identity.size
+                // `size` stays the admitted bytes', which are what serves.
+                updated.fileSize = identity.size
                 updated.mtime = identity.mtime
             }
             updated.file = .changed
