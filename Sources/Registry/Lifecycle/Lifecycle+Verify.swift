@@ -10,8 +10,10 @@ extension Lifecycle {
     /// so that the model is not left answering 503 and says its file changed; a vanished or
     /// unreadable one is marked missing, and a loaded one keeps serving from memory.
     ///
-    /// The hashing runs on the calling thread, off the queue; what it found is judged on the
-    /// queue against each record as it is then (``ArtifactIntegrity``).
+    /// The hashing runs on the calling thread (the request's), never on the queue; what it found
+    /// is judged on the queue against each record as it is then (``ArtifactIntegrity``). Not on
+    /// the loader thread either: there an operator's `verify` would wait behind a model load in
+    /// flight, for minutes with a large model.
     public func verifyArtifacts(model: String? = nil, actor: String) throws(RegistryError) -> [VerifyResult] {
         let candidates = try onQueue { () throws(RegistryError) -> [(Key, VersionRecord)] in
             if let model, !state.knows(model: model) { throw RegistryError(.notFound, "model '\(model)' not found") }
