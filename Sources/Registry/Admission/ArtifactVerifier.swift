@@ -18,8 +18,12 @@ public struct ArtifactVerifier: Sendable {
         public var sha256: String
         public var size: Int64
         public var manifest: Manifest?
-        /// The manifest's text as read, for the catalog.
+        /// The manifest's text as read, for the catalog (UTF-8, so its bytes are the file's).
         public var manifestText: String?
+        /// The SHA-256 of the manifest's bytes, nil without a manifest.
+        public var manifestSHA256: String? { manifestText.map { SHA256.hex(of: Array($0.utf8)) } }
+        /// Whether the signature covers the manifest as well as the artifact.
+        public var signatureCoversManifest = false
         public var signatureStatus: String
         public var signatureKey: String?
     }
@@ -41,9 +45,15 @@ public struct ArtifactVerifier: Sendable {
             guard let data = FileManager.default.contents(atPath: manifestPath) else {
                 return .failure(Failure(state: .failed, reason: "manifest '\(manifestPath)' cannot be read"))
             }
+            // The text is recorded and stands for the bytes (their hash is the manifest's part of
+            // the version's identity): it must be UTF-8, as JSON text exchanged between systems
+            // must be (RFC 8259), so that decoding it loses nothing.
+            guard let text = String(data: data, encoding: .utf8), Array(text.utf8) == Array(data) else {
+                return .failure(Failure(state: .failed, reason: "invalid manifest: \(manifestPath): not UTF-8 text"))
+            }
             do throws(RegistryError) {
                 manifest = try Manifest.parse(file: manifestPath, data: data)
-                manifestText = String(decoding: data, as: UTF8.self)
+                manifestText = text
             } catch {
                 return .failure(Failure(state: .failed, reason: "invalid manifest: \(error.message)"))
             }
@@ -74,14 +84,28 @@ public struct ArtifactVerifier: Sendable {
                 return .failure(Failure(state: .quarantined, reason: "signature file '\(path)' holds no ed25519 signature (64 bytes, raw or base64)",
                                         sha256: digest.hex, size: digest.size))
             }
-            guard let key = trustedKeys.sorted(by: { $0.key < $1.key }).first(where: {
-                Ed25519.verify(signature: signature, digestHex: digest.hex, publicKey: $0.value)
-            }) else {
+            let keys = trustedKeys.sorted(by: { $0.key < $1.key })
+            // What a signature signs: the artifact's digest and the manifest's, as
+            // "<artifact sha256> <manifest sha256>" in lowercase hex, so that labels, heads or a
+            // preprocessing contract cannot be swapped under a signed model. A signature of the
+            // artifact's digest alone (the form before manifests carried those) stays valid only
+            // for a manifest that declares none of them.
+            let covering = "\(digest.hex) \(verdict.manifestSHA256 ?? "")"
+            if let key = keys.first(where: { Ed25519.verify(signature: signature, message: covering, publicKey: $0.value) }) {
+                verdict.signatureCoversManifest = true
+                verdict.signatureKey = key.key
+            } else if let key = keys.first(where: { Ed25519.verify(signature: signature, digestHex: digest.hex, publicKey: $0.value) }) {
+                if let declared = manifest?.servingKeys, !declared.isEmpty {
+                    return .failure(Failure(state: .quarantined,
+                                            reason: "signature '\(path)' covers the artifact only, but the manifest declares \(declared.joined(separator: ", ")): sign the artifact's and the manifest's SHA-256 together (OPERATIONS.md, Signing)",
+                                            sha256: digest.hex, size: digest.size))
+                }
+                verdict.signatureKey = key.key
+            } else {
                 return .failure(Failure(state: .quarantined, reason: "bad signature: '\(path)' does not verify with any trusted key",
                                         sha256: digest.hex, size: digest.size))
             }
             verdict.signatureStatus = "valid"
-            verdict.signatureKey = key.key
         } else if requireSignature {
             return .failure(Failure(state: .quarantined, reason: "unsigned: the model's policy requires a signature and the manifest names none",
                                     sha256: digest.hex, size: digest.size))

@@ -81,6 +81,14 @@ public struct Manifest: Sendable, Equatable {
         return manifest
     }
 
+    /// The keys it declares that change what the version answers (class names today): a
+    /// signature must cover the manifest when any is declared.
+    var servingKeys: [String] {
+        var keys: [String] = []
+        if !labels.isEmpty { keys.append("labels") }
+        return keys
+    }
+
     /// The sample inputs as tensors (validated when the manifest was parsed).
     func sampleInputs() -> [String: Tensor]? {
         guard let text = sampleInputsJSON else { return nil }

@@ -53,6 +53,14 @@ extension Catalog {
         }
     }
 
+    /// Whether these bytes were already recorded as found under this version.
+    public func quarantined(model: String, version: Int, sha256: String) throws(RegistryError) -> Bool {
+        try read { db throws(RegistryError) in
+            try db.scalarInt("SELECT count(*) FROM quarantine WHERE model = ? AND version = ? AND sha256 = ?",
+                             [.text(model), .int(Int64(version)), .text(sha256)]) ?? 0 > 0
+        }
+    }
+
     /// Whether the version was ever admitted to serve (a `ready` event: loaded and servable, at
     /// least by pin). Such a version's bytes are fixed for good, even after it failed.
     public func wasAdmitted(model: String, version: Int) throws(RegistryError) -> Bool {

@@ -36,6 +36,14 @@ public struct VersionRecord: Sendable, Equatable {
     /// Kept in memory only: a restart re-hashes such a version and quarantines it.
     public var fileSize: Int64?
 
+    /// The manifest as last checked against `manifest` (kept in memory: startup checks it again).
+    /// A scan that sees another stamp reads the manifest again.
+    public var manifestStamp: FileStamp?
+
+    /// The SHA-256 of the admitted manifest's bytes (the text recorded, which admission requires
+    /// to be UTF-8, so that it is the file's bytes), or nil for a version without one.
+    public var manifestSHA256: String? { manifest.map { SHA256.hex(of: Array($0.utf8)) } }
+
     /// The size the next scan compares with the file's, to tell whether it changed again.
     var identitySize: Int64? { fileSize ?? size }
 

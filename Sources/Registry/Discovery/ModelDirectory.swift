@@ -13,6 +13,9 @@ public struct ArtifactObservation: Sendable, Equatable {
     public var inode: UInt64
     /// `manifest.json` beside the model, if present.
     public var manifestPath: String?
+    /// The manifest's size, time and inode when it was seen: a change tells the next scan to
+    /// read it again, since a manifest is part of the version's identity.
+    public var manifestStamp: FileStamp?
 
     public var versionDirectory: String { (path as NSString).deletingLastPathComponent }
 }
@@ -90,7 +93,8 @@ public struct ModelDirectory: Sendable {
                     model: model, version: version, path: artifact, size: Int64(info.st_size),
                     mtime: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9,
                     inode: UInt64(info.st_ino),
-                    manifestPath: access(manifest, F_OK) == 0 ? manifest : nil))
+                    manifestPath: access(manifest, F_OK) == 0 ? manifest : nil,
+                    manifestStamp: ModelDirectory.stamp(of: manifest)))
             }
         }
         scan.artifacts.sort { ($0.model, $0.version) < ($1.model, $1.version) }
@@ -98,6 +102,11 @@ public struct ModelDirectory: Sendable {
     }
 
     /// `stat` of one artifact now, to notice a file that changed while it was being hashed.
+    /// A file's size, modification time and inode, or nil when it is not there.
+    public static func stamp(of path: String) -> FileStamp? {
+        identity(of: path).map { FileStamp(size: $0.size, mtime: $0.mtime, inode: $0.inode) }
+    }
+
     public static func identity(of path: String) -> (size: Int64, mtime: Double, inode: UInt64)? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
@@ -124,4 +133,12 @@ public struct ModelDirectory: Sendable {
         guard let real = realPath(path) else { return false }
         return real == realRoot || real.hasPrefix(realRoot.hasSuffix("/") ? realRoot : realRoot + "/")
     }
+}
+
+/// What a file looked like when seen: equal stamps mean it was not rewritten in between (as far
+/// as the file system tells without reading it).
+public struct FileStamp: Sendable, Equatable {
+    public var size: Int64
+    public var mtime: Double
+    public var inode: UInt64
 }

@@ -1,5 +1,5 @@
-/// The one rule for what is on disk under a known version number: a version's bytes never
-/// change. Startup, rescans, `verify` and reloads all ask it, so that the same finding gets the
+/// The one rule for what is on disk under a known version number: a version's bytes (its
+/// artifact and its manifest) never change. Startup, rescans, `verify` and reloads all ask it, so that the same finding gets the
 /// same outcome wherever it is made. Pure: it decides, the lifecycle carries out.
 enum ArtifactIntegrity {
     /// Where the bytes were looked at; it only changes the words of the reason.
@@ -27,9 +27,38 @@ enum ArtifactIntegrity {
         case quarantine(unload: Bool, reason: String)
     }
 
-    static func judge(model: String, version: Int, recorded: String?, found: String, loaded: Bool, production: Bool,
-                      occasion: Occasion) -> Verdict {
-        guard found != recorded else { return .intact }
+    /// The manifest's part of a version's identity: the SHA-256 of the admitted manifest and of
+    /// the one on disk now, nil for none.
+    struct ManifestFinding: Equatable {
+        var recorded: String?
+        var found: String?
+    }
+
+    /// Judges the bytes found under a version: the artifact's digest against the recorded one,
+    /// and, when `manifest` is given, the manifest's, which is part of the version as much as
+    /// its weights (labels, heads and preprocessing change what it answers).
+    static func judge(model: String, version: Int, recorded: String?, found: String, manifest: ManifestFinding? = nil,
+                      loaded: Bool, production: Bool, occasion: Occasion) -> Verdict {
+        guard found == recorded else {
+            return judgeArtifact(model: model, version: version, recorded: recorded, found: found, loaded: loaded, production: production, occasion: occasion)
+        }
+        guard let manifest, manifest.found != manifest.recorded else { return .intact }
+        let change = "the manifest of version \(version) of '\(model)' changed: recorded \(manifest.recorded ?? "none"), found \(manifest.found ?? "none")"
+        if loaded && production {
+            return .serveFromMemory(reason: change + "; production keeps serving the admitted bytes from memory: restore the file or promote another version (a restart cannot load it)")
+        }
+        let reason = switch occasion {
+        case .startup: change + " while registryd was down"
+        case .scan where loaded: change + "; unloaded (a version's manifest cannot change: publish it as a new version)"
+        case .scan: change + "; a version's manifest cannot change: publish it as a new version"
+        case .verify(let actor): change + " (re-verification by \(actor))"
+        case .reload: change + "; not loading it"
+        }
+        return .quarantine(unload: loaded, reason: reason)
+    }
+
+    private static func judgeArtifact(model: String, version: Int, recorded: String?, found: String, loaded: Bool, production: Bool,
+                                      occasion: Occasion) -> Verdict {
         let recordedText = recorded ?? "?"
         if loaded && production {
             let base = switch occasion {

@@ -7,8 +7,9 @@ extension Lifecycle {
     /// Records a complete, new artifact and starts its admission.
     func admit(_ key: Key, _ observation: ArtifactObservation) {
         let now = clock.now()
-        let record = VersionRecord(model: key.model, version: key.version, size: observation.size, path: observation.path,
+        var record = VersionRecord(model: key.model, version: key.version, size: observation.size, path: observation.path,
                                    mtime: observation.mtime, state: .verifying, firstSeen: now, updatedAt: now)
+        record.manifestStamp = observation.manifestStamp
         do throws(RegistryError) {
             // Serving learns the version exists: pinned requests get 503 "verifying", not 404.
             _ = try command("discover") { draft in
@@ -36,12 +37,23 @@ extension Lifecycle {
         do throws(RegistryError) {
             _ = try command("verify") { draft in
                 draft.save(verified, event: EventDraft(action: "verify", model: job.key.model, version: job.key.version, before: "verifying",
-                                                       after: "loading", reason: "sha256 \(verdict.sha256), signature \(verdict.signatureStatus)"))
+                                                       after: "loading", reason: Lifecycle.verifiedReason(verdict)))
             }
         } catch {
             log.error("cannot record verification", ["error": error.message])
         }
         job.record = record
+    }
+
+    /// The `verify` event's reason: what was proven. `sha256 <hex>, signature <status>` (the
+    /// form tools parse, OPERATIONS.md), then the manifest's digest and what the signature covers.
+    static func verifiedReason(_ verdict: ArtifactVerifier.Verdict) -> String {
+        var reason = "sha256 \(verdict.sha256), signature \(verdict.signatureStatus)"
+        if let manifest = verdict.manifestSHA256 { reason += ", manifest sha256 \(manifest)" }
+        if verdict.signatureStatus == "valid" {
+            reason += verdict.signatureCoversManifest ? " (the signature covers the artifact and the manifest)" : " (the signature covers the artifact)"
+        }
+        return reason
     }
 
     /// Records how a new artifact's admission ended (on the queue).

@@ -78,8 +78,8 @@ extension Lifecycle {
             loaderQueue.async { [self] in
                 // Read before hashing: bytes written after the hash must not pass as checked.
                 let identity = ModelDirectory.identity(of: path)
-                let digest: Result<(hex: String, size: Int64), RegistryError>
-                do throws(RegistryError) { digest = .success(try SHA256.file(at: path)) } catch { digest = .failure(error) }
+                let digest: Result<VersionDigest, RegistryError>
+                do throws(RegistryError) { digest = .success(try VersionDigest.read(artifactPath: path)) } catch { digest = .failure(error) }
                 queue.async { [self] in
                     job.checkedIdentity = identity
                     switch digest {
@@ -87,16 +87,17 @@ extension Lifecycle {
                         job.refusal = ArtifactVerifier.Failure(state: .failed, reason: error.message)
                         feed(job, .checked(.refused))
                     case .success(let digest):
-                        switch ArtifactIntegrity.judge(model: job.key.model, version: job.key.version, recorded: record.sha256, found: digest.hex,
-                                                       loaded: false, production: false, occasion: occasion) {
+                        switch ArtifactIntegrity.judge(model: job.key.model, version: job.key.version, recorded: record.sha256, found: digest.artifact.hex,
+                                                       manifest: digest.manifestFinding(record), loaded: false, production: false, occasion: occasion) {
                         case .intact:
-                            job.verdict = ArtifactVerifier.Verdict(sha256: digest.hex, size: digest.size, manifest: Lifecycle.manifest(of: record),
+                            job.verdict = ArtifactVerifier.Verdict(sha256: digest.artifact.hex, size: digest.artifact.size, manifest: Lifecycle.manifest(of: record),
                                                                    manifestText: record.manifest, signatureStatus: record.signatureStatus,
                                                                    signatureKey: record.signatureKey)
+                            job.manifestStamp = digest.manifestStamp
                             feed(job, .checked(.passed))
                         case .quarantine(_, let reason), .serveFromMemory(let reason):
-                            job.changedBytes = digest
-                            job.refusal = ArtifactVerifier.Failure(state: .quarantined, reason: reason, sha256: digest.hex, size: digest.size)
+                            job.changedDigest = digest
+                            job.refusal = ArtifactVerifier.Failure(state: .quarantined, reason: reason, sha256: digest.artifact.hex, size: digest.artifact.size)
                             feed(job, .checked(.refused))
                         }
                     }

@@ -92,11 +92,13 @@ extension Lifecycle {
                         draft.state.records[key]?.size = identity.size
                         draft.state.records[key]?.mtime = identity.mtime
                     }
+                    draft.state.records[key]?.manifestStamp = job.manifestStamp
                 }
                 log.info("version restored", ["model.name": key.model, "model.version": key.version, "state": job.record.state.rawValue])
             case .failed:
-                if let changed = job.changedBytes, let refusal = job.refusal {
-                    try quarantineChangedBytes(key, found: changed, path: job.record.path, reason: refusal.reason)
+                if let digest = job.changedDigest, let refusal = job.refusal {
+                    let changed = digest.changedBytes(job.record)
+                    try quarantineChangedBytes(key, found: (changed.hex, changed.size), path: changed.path, reason: refusal.reason)
                 } else {
                     try transition(key, to: .failed, reason: job.problem, action: "fail")
                 }

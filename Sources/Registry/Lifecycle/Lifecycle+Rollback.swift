@@ -92,11 +92,13 @@ extension Lifecycle {
                 let version = loadedVersion(of: job)
                 _ = try command("rollback-load") { draft in
                     draft.install(key, version)
+                    draft.state.records[key]?.manifestStamp = job.manifestStamp
                     draft.state.reserved.insert(key)
                     draft.transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", job.loadSeconds), action: "ready")
                 }
-            case .failed where job.changedBytes != nil:
-                try quarantineChangedBytes(key, found: job.changedBytes!, path: job.record.path, reason: job.problem)
+            case .failed where job.changedDigest != nil:
+                let changed = job.changedDigest!.changedBytes(job.record)
+                try quarantineChangedBytes(key, found: (changed.hex, changed.size), path: changed.path, reason: job.problem)
             case .failed, .refused, .deferred, .abandoned, .new, .checking, .awaitingRoom, .loading:
                 break
             }

@@ -95,7 +95,9 @@ extension Lifecycle {
         // A file found changed under production that production no longer is: judged again,
         // since only loaded production may serve changed bytes from memory.
         let changedBeyondProduction = record.file == .changed && !(production && state.loaded[key] != nil)
-        if sameIdentity && record.state != .missing && !changedBeyondProduction { return nil }
+        // The manifest is part of the version: a rewritten one is read and judged like the artifact.
+        let sameManifest = record.manifestStamp == observation.manifestStamp
+        if sameIdentity && sameManifest && record.state != .missing && !changedBeyondProduction { return nil }
         if let wait = settleRemaining(observation, now: now) { return wait }
         if record.state == .missing && production && state.loaded[key] == nil {
             // Production was missing when the daemon started, so nothing serves the model: its
@@ -104,11 +106,11 @@ extension Lifecycle {
             beginLoad(LoadJob(key: key, cause: .reappearance, record: record, observation: observation))
             return nil
         }
-        // The file changed (or came back): is it still the same artifact? Hashed on the loader
-        // thread; judged on the queue against the record as it is then.
+        // The file or its manifest changed (or came back): is it still the same version? Hashed
+        // on the loader thread; judged on the queue against the record as it is then.
         checking.insert(key)
         loaderQueue.async { [self] in
-            let digest = try? SHA256.file(at: observation.path)
+            let digest = try? VersionDigest.read(artifactPath: observation.path)
             queue.async { [self] in
                 checking.remove(key)
                 guard !stopped, let digest, let record = state.records[key] else { return }
@@ -121,14 +123,17 @@ extension Lifecycle {
     }
 
     /// Applies ``ArtifactIntegrity`` to a known version whose file a scan found changed (on the queue).
-    func reconcileHashed(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, digest: (hex: String, size: Int64),
+    func reconcileHashed(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, digest: VersionDigest,
                          now: Double) throws(RegistryError) {
         let production = state.isProduction(key)
         let serving = state.loaded[key] != nil
-        let verdict = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
-                                              loaded: serving, production: production, occasion: .scan)
+        let verdict = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.artifact.hex,
+                                              manifest: digest.manifestFinding(record), loaded: serving, production: production, occasion: .scan)
+        let changed = digest.changedBytes(record)
         var updated = record
         updated.mtime = observation.mtime
+        // Seen: the next scan reads it again only if it is rewritten again.
+        updated.manifestStamp = digest.manifestStamp
         updated.updatedAt = now
         switch verdict {
         case .intact:
@@ -153,22 +158,22 @@ extension Lifecycle {
                 }
             }
         case .serveFromMemory(let reason):
-            let newBytes = try bytesNotYetRecorded(key, record, path: observation.path)
+            let newBytes = try bytesNotYetRecorded(key, record, changed)
             // `size` stays the admitted bytes', which are what serves.
             updated.fileSize = observation.size
             updated.file = .changed
             updated.reason = reason
             _ = try command("reconcile") { draft in
-                if newBytes { draft.recordQuarantinedBytes(key, digest, path: observation.path, reason: reason) }
+                if newBytes { draft.recordQuarantinedBytes(key, (changed.hex, changed.size), path: changed.path, reason: reason) }
                 draft.save(updated)
             }
         case .quarantine(let unload, let reason):
-            let newBytes = try bytesNotYetRecorded(key, record, path: observation.path)
+            let newBytes = try bytesNotYetRecorded(key, record, changed)
             updated.size = observation.size
             updated.fileSize = nil
             updated.file = .changed
             _ = try command("reconcile") { draft in
-                if newBytes { draft.recordQuarantinedBytes(key, digest, path: observation.path, reason: reason) }
+                if newBytes { draft.recordQuarantinedBytes(key, (changed.hex, changed.size), path: changed.path, reason: reason) }
                 if record.state != .quarantined {
                     updated.state = .quarantined
                     updated.reason = reason
@@ -199,6 +204,7 @@ extension Lifecycle {
                     updated.size = observation.size
                 }
                 updated.fileSize = nil
+                updated.manifestStamp = job.manifestStamp
                 updated.file = .present
                 updated.state = state.isProduction(key) ? .live : .ready
                 updated.reason = "artifact reappeared with the same bytes; production loaded again"
@@ -210,9 +216,9 @@ extension Lifecycle {
                                                              after: reappeared.state.rawValue, reason: reappeared.reason))
                     draft.log(.notice, "production reappeared and was loaded again", [("model.name", key.model), ("model.version", String(key.version))])
                 }
-            case .failed where job.changedBytes != nil:
+            case .failed where job.changedDigest != nil:
                 if let observation = job.observation {
-                    try reconcileHashed(key, updated, observation, digest: job.changedBytes!, now: clock.now())
+                    try reconcileHashed(key, updated, observation, digest: job.changedDigest!, now: clock.now())
                 }
             case .failed, .refused:
                 // Left missing, with its identity unchanged: the next scan tries again.
@@ -229,17 +235,23 @@ extension Lifecycle {
     /// Quarantines a version whose file holds other bytes than the admitted ones
     /// (``CommandDraft/quarantineChangedBytes(_:found:path:reason:identity:)``), as one command.
     func quarantineChangedBytes(_ key: Key, found digest: (hex: String, size: Int64), path: String, reason: String) throws(RegistryError) {
-        let identity = ModelDirectory.identity(of: path).map { (size: $0.size, mtime: $0.mtime) }
+        // The artifact's identity, whichever file (artifact or manifest) holds the changed bytes.
+        let artifact = state.records[key]?.path ?? path
+        let identity = ModelDirectory.identity(of: artifact).map { (size: $0.size, mtime: $0.mtime) }
         _ = try command("quarantine") { draft in
             draft.quarantineChangedBytes(key, found: digest, path: path, reason: reason, identity: identity)
         }
     }
 
     /// Whether bytes found under a known version still need recording in the quarantine table:
-    /// once per file, so a later scan or verify of the same file (its identity recorded) does
-    /// not record them again.
-    func bytesNotYetRecorded(_ key: Key, _ record: VersionRecord, path: String) throws(RegistryError) -> Bool {
-        let identity = ModelDirectory.identity(of: path)
+    /// once per finding, so a later scan or verify of the same file does not record them again.
+    /// A changed artifact is known by its identity (recorded after the first finding); a
+    /// changed manifest by the bytes' hash.
+    func bytesNotYetRecorded(_ key: Key, _ record: VersionRecord, _ changed: (hex: String, size: Int64, path: String)) throws(RegistryError) -> Bool {
+        if changed.path != record.path {
+            return try !catalog.quarantined(model: key.model, version: key.version, sha256: changed.hex)
+        }
+        let identity = ModelDirectory.identity(of: changed.path)
         let same = identity.map { $0.size == record.identitySize && $0.mtime == record.mtime } ?? false
         guard same else { return true }
         return try catalog.quarantineCount(model: key.model, version: key.version) == 0

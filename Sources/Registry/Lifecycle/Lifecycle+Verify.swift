@@ -24,11 +24,11 @@ extension Lifecycle {
                     && jobs[key] == nil && !checking.contains(key)
             }
         }
-        var found: [(Key, VersionRecord, (size: Int64, mtime: Double, inode: UInt64)?, Result<(hex: String, size: Int64), RegistryError>)] = []
+        var found: [(Key, VersionRecord, (size: Int64, mtime: Double, inode: UInt64)?, Result<VersionDigest, RegistryError>)] = []
         for (key, record) in candidates {
             // Read before hashing: bytes written after the hash must not pass as checked.
             let identity = ModelDirectory.identity(of: record.path)
-            do throws(RegistryError) { found.append((key, record, identity, .success(try SHA256.file(at: record.path)))) } catch {
+            do throws(RegistryError) { found.append((key, record, identity, .success(try VersionDigest.read(artifactPath: record.path)))) } catch {
                 found.append((key, record, identity, .failure(error)))
             }
         }
@@ -39,7 +39,7 @@ extension Lifecycle {
                 // new admission) is reported as found, and judged by whoever changed it.
                 guard let record = state.records[key], record.sha256 == seen.sha256, record.state.isServable || record.state == .retired,
                       jobs[key] == nil, !checking.contains(key) else {
-                    results.append((key.model, key.version, try? digest.get().hex, nil))
+                    results.append((key.model, key.version, try? digest.get().artifact.hex, nil))
                     continue
                 }
                 results.append(try judgeVerified(key, record, identity: identity, digest: digest, actor: actor))
@@ -50,10 +50,10 @@ extension Lifecycle {
     }
 
     /// Applies one verification finding (on the queue).
-    private func judgeVerified(_ key: Key, _ record: VersionRecord, identity: (size: Int64, mtime: Double, inode: UInt64)?, digest: Result<(hex: String, size: Int64), RegistryError>,
+    private func judgeVerified(_ key: Key, _ record: VersionRecord, identity: (size: Int64, mtime: Double, inode: UInt64)?, digest: Result<VersionDigest, RegistryError>,
                                actor: String) throws(RegistryError) -> VerifyResult {
         let serving = state.loaded[key] != nil
-        let hashed: (hex: String, size: Int64)
+        let hashed: VersionDigest
         switch digest {
         case .success(let value): hashed = value
         case .failure(let error):
@@ -65,33 +65,35 @@ extension Lifecycle {
             log.warning("artifact unreadable during verification", ["model.name": key.model, "model.version": key.version, "serving": serving])
             return (key.model, key.version, nil, reason)
         }
-        let digest = hashed
+        let digest = hashed.artifact
+        let changed = hashed.changedBytes(record)
         let production = state.isProduction(key)
-        switch ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex, loaded: serving,
-                                       production: production, occasion: .verify(actor: actor)) {
+        switch ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
+                                       manifest: hashed.manifestFinding(record), loaded: serving, production: production, occasion: .verify(actor: actor)) {
         case .intact:
             return (key.model, key.version, digest.hex, nil)
         case .serveFromMemory(let reason):
             // Memory holds exactly what was admitted: production serves on, and says its file
             // changed. The new bytes are quarantined once per file.
-            let newBytes = try bytesNotYetRecorded(key, record, path: record.path)
+            let newBytes = try bytesNotYetRecorded(key, record, changed)
             var updated = record
             if let identity {
                 // `size` stays the admitted bytes', which are what serves.
                 updated.fileSize = identity.size
                 updated.mtime = identity.mtime
             }
+            updated.manifestStamp = hashed.manifestStamp
             updated.file = .changed
             updated.reason = reason
-            let changed = updated
+            let marked = updated
             _ = try command("verify") { draft in
-                if newBytes { draft.recordQuarantinedBytes(key, digest, path: record.path, reason: reason) }
-                draft.save(changed)
+                if newBytes { draft.recordQuarantinedBytes(key, (changed.hex, changed.size), path: changed.path, reason: reason) }
+                draft.save(marked)
                 draft.log(.error, "artifact changed on disk; production keeps serving from memory", [("model.name", key.model), ("model.version", String(key.version))])
             }
             return (key.model, key.version, digest.hex, reason)
         case .quarantine(_, let reason):
-            try quarantineChangedBytes(key, found: digest, path: record.path, reason: reason)
+            try quarantineChangedBytes(key, found: (changed.hex, changed.size), path: changed.path, reason: reason)
             return (key.model, key.version, digest.hex, reason)
         }
     }

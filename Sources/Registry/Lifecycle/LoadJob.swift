@@ -26,8 +26,10 @@ final class LoadJob: @unchecked Sendable {
     var verdict: ArtifactVerifier.Verdict?
     /// Why the check refused it (failed or quarantined).
     var refusal: ArtifactVerifier.Failure?
-    /// For a known version whose file holds other bytes: what the quarantine records.
-    var changedBytes: (hex: String, size: Int64)?
+    /// For a known version whose artifact or manifest holds other bytes: what was found.
+    var changedDigest: VersionDigest?
+    /// The manifest's stamp when it was checked intact: the next scan compares with it.
+    var manifestStamp: FileStamp?
 
     // What the budget said.
     /// Identical bytes already loaded, whose session this version shares.
