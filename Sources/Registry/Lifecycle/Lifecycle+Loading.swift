@@ -198,7 +198,7 @@ extension Lifecycle {
     /// The loaded version a job made.
     func loadedVersion(of job: LoadJob) -> LoadedVersion {
         let verdict = job.verdict!
-        let servable = ONNXServable(session: job.session!, provenance: Provenance(model: job.key.model, version: job.key.version, sha256: verdict.sha256))
+        let servable = ONNXServable.serving(session: job.session!, provenance: Provenance(model: job.key.model, version: job.key.version, sha256: verdict.sha256), manifest: verdict.manifest)
         // A twin shares its session: it adds nothing to the budget.
         let estimate = job.twin == nil ? MemoryBudget.estimate(size: verdict.size) : 0
         return LoadedVersion(model: job.key.model, version: job.key.version, sha256: verdict.sha256, servable: servable, manifest: verdict.manifest,
