@@ -76,7 +76,7 @@ public final class HeadsServable: Servable {
                 throw RegistryError(.invalidConfiguration, "\(key): the heads' sizes add up to \(total) (\(list.map { String($0.size) }.joined(separator: "+"))), output '\(output)' has \(width) in its last dimension")
             }
             for (index, head) in list.enumerated() where outputs.contains(where: { $0.name == head.name }) {
-                throw RegistryError(.invalidConfiguration, "\(key)[\(index)].name: '\(head.name)' is already an output of the model")
+                throw RegistryError(.invalidConfiguration, "manifest key 'heads.\(output)[\(index)].name': '\(head.name)' is already an output of the model")
             }
         }
     }
