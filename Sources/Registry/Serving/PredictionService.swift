@@ -45,12 +45,14 @@ public struct PredictionService: Sendable {
             throw error
         }
         let loaded = routed.version
-        do throws(RegistryError) {
-            // Before the run: a request that cannot be answered costs no model time.
-            try PredictionService.checkClassifiable(classify, loaded.servable.signature)
-        } catch {
-            record(loaded, routed.decision, started, failed: false)
-            throw error
+        if !classify.isEmpty {
+            do throws(RegistryError) {
+                // Before the run: a request that cannot be answered costs no model time.
+                try PredictionService.checkClassifiable(classify, loaded.servable.signature)
+            } catch {
+                record(loaded, routed.decision, started, failed: false)
+                throw error
+            }
         }
         // The run alone is timed only for a mirrored request (the shadow report compares run times).
         let runStarted = routed.mirror == nil ? 0 : DispatchTime.now().uptimeNanoseconds
