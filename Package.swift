@@ -47,8 +47,11 @@ let package = Package(
         // The benchmarks' measuring tools (the in-process floor, a load generator): bench/run.
         .executableTarget(name: "registryd-bench", dependencies: ["Runtime", "Wire"]),
         // Fuzz targets for the parsers (scripts/fuzz): a corpus replayer in normal builds,
-        // libFuzzer-driven when built with -sanitize=fuzzer and -D FUZZING.
-        .executableTarget(name: "registryd-fuzz", dependencies: ["InferenceCodec", "Registry", "Wire"]),
+        // libFuzzer-driven when built with -sanitize=fuzzer and -D FUZZING. The network's
+        // parsers (HTTP, v2) link no C library; manifests and configuration need Registry.
+        .target(name: "FuzzDriver"),
+        .executableTarget(name: "registryd-fuzz", dependencies: ["FuzzDriver", "InferenceCodec", "Wire"]),
+        .executableTarget(name: "registryd-fuzz-registry", dependencies: ["FuzzDriver", "Registry"]),
 
         // Tests find their fixtures (Tests/Fixtures) relative to their own source file.
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),

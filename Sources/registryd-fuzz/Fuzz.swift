@@ -1,40 +1,21 @@
 import Foundation
+import FuzzDriver
 import InferenceCodec
-import Registry
 import Wire
 
-// registryd-fuzz: the fuzz targets for the parsers that face untrusted bytes.
+// registryd-fuzz: the fuzz targets for the bytes that arrive over the network
+// (scripts/fuzz; FuzzDriver says how it is built and run). It links Wire and InferenceCodec
+// alone: no SQLite, no ONNX Runtime, no system call of the daemon.
 //
 //   http      Wire.HTTPRequestParser, fed whole and split in two at a point chosen by the input:
 //             both must give the same requests and the same failure (a differential check).
-//   v2        the KServe v2 request decoder (InferenceCodec alone), JSON (no header length) or
-//             Triton binary (a header length taken from the input's first bytes); the decoded
-//             tensors are classified as the request's outputs ask (Classification's invariants).
-//   manifest  manifest.json.
-//   config    registryd.json and a model policy file.
+//   v2        the KServe v2 request decoder, JSON (no header length) or Triton binary (a header
+//             length taken from the input's first bytes); the decoded tensors are classified as
+//             the request's outputs ask (Classification's invariants).
 //
-// Built two ways (scripts/fuzz):
-//   - normally (swift build): a replay driver, `registryd-fuzz TARGET FILE|DIR...`, that runs
-//     every file through the target; the test suite replays the committed corpora with it;
-//   - with -sanitize=fuzzer,address and -D FUZZING: libFuzzer's own main drives the target
-//     named by REGISTRYD_FUZZ_TARGET.
-// A target never decides pass or fail by itself: a crash, a sanitizer report, a timeout or a
-// broken invariant (preconditionFailure) is the finding.
+// Manifests and configuration files have their own executable (registryd-fuzz-registry).
 
-enum FuzzTarget: String, CaseIterable {
-    case http, v2, manifest, config
-
-    func run(_ bytes: [UInt8]) {
-        switch self {
-        case .http: FuzzTarget.http(bytes)
-        case .v2: FuzzTarget.v2(bytes)
-        case .manifest: _ = try? Manifest.parse(file: "manifest.json", data: Data(bytes))
-        case .config:
-            _ = try? DaemonConfig.parse(mainFile: "registryd.json", data: Data(bytes), base: URL(fileURLWithPath: "/etc/registry.d"))
-            _ = try? ModelPolicy.parse(file: "models/m.json", data: Data(bytes), trustedKeys: ["k": String(repeating: "A", count: 43) + "="])
-        }
-    }
-
+enum FuzzTarget {
     /// Every outcome of parsing `chunks` in order, as text.
     static func outcomes(_ chunks: [ArraySlice<UInt8>]) -> [String] {
         var parser = HTTPRequestParser(limits: .init(maxHeadBytes: 1024, maxHeaderCount: 16, maxBodyBytes: 4096))
@@ -102,60 +83,17 @@ enum FuzzTarget: String, CaseIterable {
     }
 }
 
+let driver = FuzzDriver(program: "registryd-fuzz", targets: ["http": FuzzTarget.http, "v2": FuzzTarget.v2])
+
 #if FUZZING
-let target: FuzzTarget = {
-    guard let name = ProcessInfo.processInfo.environment["REGISTRYD_FUZZ_TARGET"], let target = FuzzTarget(rawValue: name) else {
-        FileHandle.standardError.write(Data("registryd-fuzz: set REGISTRYD_FUZZ_TARGET to one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
-        exit(64)
-    }
-    return target
-}()
-
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    target.run(Array(UnsafeBufferPointer(start: data, count: size)))
-    return 0
-}
-
-/// libFuzzer's entry point for programs that keep their own main.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
-
 /// SwiftPM links an executable target's main as `<target>_main`: hand control to libFuzzer.
 @_cdecl("registryd_fuzz_main")
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var vector = argv
-    return LLVMFuzzerRunDriver(&count, &vector) { data, size in fuzzOne(data, size) }
+    driver.fuzz(argc: argc, argv: argv)
 }
 #else
 @main
 struct Replay {
-    static func main() {
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        guard let name = arguments.first, let target = FuzzTarget(rawValue: name), arguments.count > 1 else {
-            print("USAGE: registryd-fuzz (\(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|"))) FILE|DIR...")
-            exit(64)
-        }
-        var count = 0
-        for path in arguments.dropFirst() {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                print("registryd-fuzz: no such file or directory '\(path)'")
-                exit(66)
-            }
-            let files = isDirectory.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { "\(path)/\($0)" }
-                : [path]
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { continue }
-                target.run(Array(data))
-                count += 1
-            }
-        }
-        print("registryd-fuzz: \(target.rawValue): \(count) inputs replayed, no crash")
-    }
+    static func main() { driver.replay(Array(CommandLine.arguments.dropFirst())) }
 }
 #endif

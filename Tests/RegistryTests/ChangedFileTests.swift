@@ -41,6 +41,9 @@ struct ChangedFileTests {
         let (_, api) = try HTTPTestClient(unixPath: registry.config.controlSocket).json("GET", "/v1/models/digits")
         let first = (api["versions"] as? [[String: Any]])?.first
         #expect(first?["file"] as? String == "changed" && first?["state"] as? String == "live", "\(api)")
+        // The size listed is the admitted bytes' (what serves), not the changed file's.
+        #expect((first?["size"] as? NSNumber)?.intValue == original.count, "\(api)")
+        #expect(modelBytes("digits_mlp.onnx").count != original.count)
         let versions = try ctl(["versions", "digits"])
         #expect(versions.status == 0 && versions.stdout.contains("live (file changed)") && versions.stdout.contains("restore the file"), "\(versions.stdout)")
         let status = try ctl(["status"])

@@ -5,25 +5,7 @@ extension Catalog {
     /// Inserts (id 0) or updates a rollout, with an optional event, in one transaction; returns its id.
     @discardableResult
     public func saveRollout(_ r: RolloutRecord, event: EventDraft?) throws(RegistryError) -> Int64 {
-        let plan = String(decoding: (try? JSONEncoder().encode(r.plan)) ?? Data("{}".utf8), as: UTF8.self)
-        let window = RolloutWindow(note: r.note, stepStartedAt: r.stepStartedAt, canary: r.canary, baseline: r.baselineStats)
-        let windowText = String(decoding: (try? JSONEncoder().encode(window)) ?? Data("{}".utf8), as: UTF8.self)
-        return try write { db throws(RegistryError) in
-            let now = clock.now()
-            var id = r.id
-            if id == 0 {
-                try db.run(
-                    "INSERT INTO rollouts(model, version, baseline, plan, step, state, window, started_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    [.text(r.model), .int(Int64(r.version)), .int(Int64(r.baseline)), .text(plan), .int(Int64(r.step)), .text(r.state.rawValue),
-                     .text(windowText), .double(r.startedAt), .double(now)])
-                id = try db.scalarInt("SELECT last_insert_rowid()") ?? 0
-            } else {
-                try db.run("UPDATE rollouts SET step = ?, state = ?, window = ?, updated_at = ? WHERE id = ?",
-                           [.int(Int64(r.step)), .text(r.state.rawValue), .text(windowText), .double(now), .int(id)])
-            }
-            if let event { try Catalog.append(event, at: now, in: db) }
-            return id
-        }
+        try commit([.saveRollout(r, event: event)], at: clock.now())[0].rowID!
     }
 
     /// The newest rollout of each model.
@@ -48,7 +30,7 @@ extension Catalog {
 }
 
 /// The `rollouts.window` column: the current step's judgement and statistics.
-private struct RolloutWindow: Codable {
+struct RolloutWindow: Codable {
     var note: String
     var stepStartedAt: Double
     var canary: WindowStats

@@ -1,6 +1,6 @@
 /// Model versions and the bytes quarantined under them.
 extension Catalog {
-    private static let versionColumns =
+    static let versionColumns =
         "model, version, sha256, size, path, mtime, state, reason, manifest, signature_status, signature_key, first_seen, updated_at"
 
     private static func version(from row: Row) -> VersionRecord {
@@ -38,34 +38,12 @@ extension Catalog {
 
     /// Inserts or replaces a version row, and appends `event`, in one transaction.
     public func save(_ record: VersionRecord, event: EventDraft?) throws(RegistryError) {
-        try write { db throws(RegistryError) in
-            try db.run("INSERT OR IGNORE INTO models(name, created_at) VALUES (?, ?)", [.text(record.model), .double(record.firstSeen)])
-            try db.run(
-                """
-                INSERT INTO versions(\(Catalog.versionColumns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-                ON CONFLICT(model, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
-                  path = excluded.path, mtime = excluded.mtime, state = excluded.state, reason = excluded.reason,
-                  manifest = excluded.manifest, signature_status = excluded.signature_status,
-                  signature_key = excluded.signature_key, updated_at = excluded.updated_at
-                """,
-                [.text(record.model), .int(Int64(record.version)), .optional(record.sha256), record.size.map { .int($0) } ?? .null,
-                 .text(record.path), record.mtime.map { .double($0) } ?? .null, .text(record.state.rawValue), .text(record.reason),
-                 .optional(record.manifest), .text(record.signatureStatus), .optional(record.signatureKey),
-                 .double(record.firstSeen), .double(record.updatedAt)])
-            if let event { try Catalog.append(event, at: clock.now(), in: db) }
-        }
+        try commit([.saveVersion(record, event: event)], at: clock.now())
     }
 
     /// Records bytes that differ from a known version's artifact, with an event.
     public func quarantine(model: String, version: Int, sha256: String, size: Int64, path: String, reason: String) throws(RegistryError) {
-        try write { db throws(RegistryError) in
-            let now = clock.now()
-            try db.run(
-                "INSERT INTO quarantine(model, version, sha256, size, path, seen_at, reason) VALUES (?,?,?,?,?,?,?)",
-                [.text(model), .int(Int64(version)), .text(sha256), .int(size), .text(path), .double(now), .text(reason)])
-            try Catalog.append(
-                EventDraft(action: "quarantine", model: model, version: version, after: sha256, reason: reason), at: now, in: db)
-        }
+        try commit([.quarantine(model: model, version: version, sha256: sha256, size: size, path: path, reason: reason)], at: clock.now())
     }
 
     /// How many times bytes under this version were quarantined.
@@ -87,12 +65,6 @@ extension Catalog {
     /// Changes one version's state and appends `event`, in one transaction, stamped `time` (the
     /// caller's clock reading, so that it knows the stamp without reading the row back) or now.
     public func setState(model: String, version: Int, _ state: VersionState, reason: String, event: EventDraft, at time: Double? = nil) throws(RegistryError) {
-        try write { db throws(RegistryError) in
-            let now = time ?? clock.now()
-            try db.run(
-                "UPDATE versions SET state = ?, reason = ?, updated_at = ? WHERE model = ? AND version = ?",
-                [.text(state.rawValue), .text(reason), .double(now), .text(model), .int(Int64(version))])
-            try Catalog.append(event, at: now, in: db)
-        }
+        try commit([.setState(model: model, version: version, state: state, reason: reason, event: event)], at: time ?? clock.now())
     }
 }

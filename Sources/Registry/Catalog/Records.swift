@@ -30,6 +30,14 @@ public struct VersionRecord: Sendable, Equatable {
     /// What is on disk under its number, as last seen (kept in memory: a restart re-hashes
     /// every version that should serve and finds it again). `missing` follows the state.
     public var file: VersionStatus.File = .present
+    /// The size of the file on disk while it holds other bytes than the admitted ones and the
+    /// admitted bytes still serve from memory (production whose file changed): `size` stays the
+    /// admitted artifact's, and the file's identity for the next scan is this size with `mtime`.
+    /// Kept in memory only: a restart re-hashes such a version and quarantines it.
+    public var fileSize: Int64?
+
+    /// The size the next scan compares with the file's, to tell whether it changed again.
+    var identitySize: Int64? { fileSize ?? size }
 
     /// Its state as four facts (admission, residency, role, file); ``state`` is the word for them.
     public var status: VersionStatus { VersionStatus(state, file: file) }

@@ -10,14 +10,14 @@ extension Lifecycle {
         let record = VersionRecord(model: key.model, version: key.version, size: observation.size, path: observation.path,
                                    mtime: observation.mtime, state: .verifying, firstSeen: now, updatedAt: now)
         do throws(RegistryError) {
-            try catalog.save(record, event: EventDraft(action: "discover", model: key.model, version: key.version, after: "verifying"))
+            // Serving learns the version exists: pinned requests get 503 "verifying", not 404.
+            _ = try command("discover") { draft in
+                draft.save(record, event: EventDraft(action: "discover", model: key.model, version: key.version, after: "verifying"))
+            }
         } catch {
             log.error("cannot record a new version", ["model.name": key.model, "model.version": key.version, "error": error.message])
             return
         }
-        records[key] = record
-        // Serving learns the version exists: pinned requests get 503 "verifying", not 404.
-        publish()
         beginLoad(LoadJob(key: key, cause: .admission, record: record, observation: observation))
     }
 
@@ -32,15 +32,16 @@ extension Lifecycle {
         record.signatureKey = verdict.signatureKey
         record.state = .loading
         record.updatedAt = clock.now()
+        let verified = record
         do throws(RegistryError) {
-            try catalog.save(record, event: EventDraft(action: "verify", model: job.key.model, version: job.key.version, before: "verifying",
+            _ = try command("verify") { draft in
+                draft.save(verified, event: EventDraft(action: "verify", model: job.key.model, version: job.key.version, before: "verifying",
                                                        after: "loading", reason: "sha256 \(verdict.sha256), signature \(verdict.signatureStatus)"))
+            }
         } catch {
             log.error("cannot record verification", ["error": error.message])
         }
-        records[job.key] = record
         job.record = record
-        publish()
     }
 
     /// Records how a new artifact's admission ended (on the queue).
@@ -51,11 +52,20 @@ extension Lifecycle {
             finishLoaded(key, job.record, verdict: job.verdict!, version: loadedVersion(of: job), seconds: job.loadSeconds,
                          measuredBytes: job.measuredBytes, twin: job.twin)
         case .deferred:
-            records[key] = nil
-            publish()
-            try? catalog.setState(model: key.model, version: key.version, .discovered, reason: "still being written",
-                                  event: EventDraft(action: "defer", model: key.model, version: key.version, before: job.record.state.rawValue, after: "discovered",
-                                                    reason: job.loadError ?? "file changed while it was hashed"))
+            // Forgotten in memory (the next scan admits it afresh), recorded as `discovered`.
+            do throws(RegistryError) {
+                _ = try command("defer") { draft in
+                    draft.write(.setState(model: key.model, version: key.version, state: .discovered, reason: "still being written",
+                                          event: EventDraft(action: "defer", model: key.model, version: key.version, before: job.record.state.rawValue,
+                                                            after: "discovered", reason: job.loadError ?? "file changed while it was hashed")))
+                    draft.state.records[key] = nil
+                }
+            } catch {
+                log.error("cannot record a deferred version", ["model.name": key.model, "model.version": key.version, "error": error.message])
+                // Forgotten all the same (a command with no write cannot fail): the next scan
+                // admits it afresh, and its `discover` row replaces the stale one.
+                _ = try? command("forget") { draft in draft.state.records[key] = nil }
+            }
             scheduleRescan(after: 0.05)
         case .failed:
             finishFailed(key, job.record, job.refusal ?? ArtifactVerifier.Failure(state: .failed, reason: job.problem))
@@ -75,50 +85,44 @@ extension Lifecycle {
         record.sha256 = record.sha256 ?? failure.sha256
         record.size = failure.size ?? record.size
         record.updatedAt = clock.now()
+        let failed = record
         do throws(RegistryError) {
-            try catalog.save(record, event: EventDraft(action: failure.state == .quarantined ? "quarantine" : "fail", model: key.model,
-                                                       version: key.version, before: before.rawValue, after: failure.state.rawValue, reason: failure.reason))
+            _ = try command("fail") { draft in
+                draft.save(failed, event: EventDraft(action: failure.state == .quarantined ? "quarantine" : "fail", model: key.model,
+                                                     version: key.version, before: before.rawValue, after: failure.state.rawValue, reason: failure.reason))
+            }
         } catch {
             log.error("cannot record a failed version", ["error": error.message])
         }
-        records[key] = record
         log.error("version not admitted", ["model.name": key.model, "model.version": key.version, "state": failure.state.rawValue, "reason": failure.reason])
     }
 
     func finishLoaded(_ key: Key, _ record: VersionRecord, verdict: ArtifactVerifier.Verdict, version: LoadedVersion, seconds: Double,
                       measuredBytes: Int64?, twin: LoadedVersion?) {
         var record = record
-        let estimate = version.estimatedBytes
-        loaded[key] = version
-        let productionVersion = aliases[key.model]?["production"]
-        let hasProduction = productionVersion.map { loaded[Key(model: key.model, version: $0)] != nil } ?? false
+        let productionVersion = state.production(of: key.model)
+        let hasProduction = productionVersion.map { state.loaded[Key(model: key.model, version: $0)] != nil } ?? false
         let outcome = AdmissionPolicy.outcome(policy: config.policy(for: key.model), hasServingProduction: hasProduction)
         record.state = .ready
         record.reason = twin.map { "same artifact as '\($0.model)' version \($0.version) (sha256 \(verdict.sha256))" } ?? ""
         record.updatedAt = clock.now()
+        let event = EventDraft(action: "ready", model: key.model, version: key.version, before: "loading", after: "ready",
+                               reason: record.reason.isEmpty
+                                ? String(format: "loaded and warmed up in %.3f s; resident memory +%@ MiB (estimate %@ MiB)", seconds,
+                                         measuredBytes.map(MemoryBudget.mebibytes) ?? "?", MemoryBudget.mebibytes(version.estimatedBytes))
+                                : record.reason)
+        let ready = record
         do throws(RegistryError) {
             // Ready and what the policy does with it (production, candidate) commit together.
-            try atomically("ready") { () throws(RegistryError) in
-                try catalog.save(record, event: EventDraft(action: "ready", model: key.model, version: key.version, before: "loading", after: "ready",
-                                                           reason: record.reason.isEmpty
-                                                            ? String(format: "loaded and warmed up in %.3f s; resident memory +%@ MiB (estimate %@ MiB)", seconds,
-                                                                     measuredBytes.map(MemoryBudget.mebibytes) ?? "?", MemoryBudget.mebibytes(estimate))
-                                                            : record.reason))
-                records[key] = record
-                log.notice("version ready", ["model.name": key.model, "model.version": key.version, "sha256": String(verdict.sha256.prefix(12)),
-                                             "load.seconds": String(format: "%.3f", seconds)])
-                switch outcome {
-                case .promote:
-                    _ = try promoteLocked(key, actor: EventDraft.daemon, reason: hasProduction ? "policy on_new_version=live" : "first version of the model")
-                case .candidate:
-                    try setAliasLocked(model: key.model, alias: "candidate", version: key.version, actor: EventDraft.daemon, reason: "policy on_new_version=candidate")
-                case .ready:
-                    publish()
-                }
+            _ = try command("ready") { draft throws(RegistryError) in
+                draft.log(.notice, "version ready", [("model.name", key.model), ("model.version", String(key.version)),
+                                                     ("sha256", String(verdict.sha256.prefix(12))), ("load.seconds", String(format: "%.3f", seconds))])
+                try draft.admitLoaded(key, ready, version, outcome: outcome, hadProduction: hasProduction, event: event)
             }
         } catch {
+            // The session is dropped with the draft; the version stays `loading` in the catalog,
+            // which the next start admits again from the start.
             log.error("cannot record a loaded version", ["model.name": key.model, "model.version": key.version, "error": error.message])
-            publish()
         }
     }
 }

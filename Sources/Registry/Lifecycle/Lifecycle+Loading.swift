@@ -110,14 +110,14 @@ extension Lifecycle {
     private func room(for job: LoadJob) -> LoadHarness.Room {
         let verdict = job.verdict!
         if job.harness.cause == .admission,
-           let twin = loaded.values.first(where: { $0.sha256 == verdict.sha256 && $0.servable is ONNXServable }) {
+           let twin = state.loaded.values.first(where: { $0.sha256 == verdict.sha256 && $0.servable is ONNXServable }) {
             // Identical bytes already loaded: the same session, under this version's provenance.
             job.twin = twin
             return .fits
         }
         let bytes = MemoryBudget.estimate(size: verdict.size)
-        var holdings = loaded.map { key, version in
-            MemoryBudget.Holding(model: key.model, version: key.version, bytes: version.accountedBytes, isProtected: protected(key.model).contains(key.version))
+        var holdings = state.loaded.map { key, version in
+            MemoryBudget.Holding(model: key.model, version: key.version, bytes: version.accountedBytes, isProtected: state.protected(key.model).contains(key.version))
         }
         holdings += jobs.values.filter { $0.reservedBytes > 0 }.map {
             MemoryBudget.Holding(model: $0.key.model, version: $0.key.version, bytes: $0.reservedBytes, isProtected: true)
@@ -131,12 +131,21 @@ extension Lifecycle {
             job.budgetMessage = message
             return .overBudget
         case .unload(let versions, let message):
-            for version in versions {
-                let key = Key(model: job.key.model, version: version)
-                loaded[key] = nil
-                try? transition(key, to: .retired, reason: "unloaded to make room (\(message), budget_first)", action: "retire")
+            let model = job.key.model
+            do throws(RegistryError) {
+                _ = try command("retire") { draft in
+                    for version in versions {
+                        let key = Key(model: model, version: version)
+                        draft.unload(key)
+                        draft.transition(key, to: .retired, reason: "unloaded to make room (\(message), budget_first)", action: "retire")
+                    }
+                }
+            } catch {
+                // Not unloaded: the new version is refused rather than loaded over the budget.
+                log.error("cannot record the unloads that make room", ["model.name": model, "error": error.message])
+                job.budgetMessage = "\(message); the unloads could not be recorded: \(error.message)"
+                return .refused
             }
-            publish()
             job.reservedBytes = bytes
             return .fits
         case .refuse(let message):

@@ -4,26 +4,26 @@ import Foundation
 extension Lifecycle {
     // MARK: Publishing
 
+    /// Builds the routing table from the state in force and hands it to serving (on the queue).
+    /// Nothing is published before the catalog has been restored: a half-restored table would
+    /// warn about splits whose versions have not begun to load.
     func publish() {
-        guard groupDepth == 0 else {
-            publishPending = true
-            return
-        }
+        guard restored else { return }
         var table = RoutingTable()
-        for (key, version) in loaded {
+        for (key, version) in state.loaded {
             table.models[key.model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].versions[key.version] = version
         }
-        for (model, modelAliases) in aliases {
-            if let production = modelAliases["production"], let version = loaded[Key(model: model, version: production)] {
+        for (model, modelAliases) in state.aliases {
+            if let production = modelAliases["production"], let version = state.loaded[Key(model: model, version: production)] {
                 table.models[model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].production = version
             }
         }
-        for (key, record) in records {
+        for (key, record) in state.records {
             table.models[key.model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].known[key.version] = record.state
         }
-        for (model, weights) in splits {
+        for (model, weights) in state.splits {
             let arms = TrafficSplit.layout(weights)
-            let versions = arms.compactMap { loaded[Key(model: model, version: $0.version)] }
+            let versions = arms.compactMap { state.loaded[Key(model: model, version: $0.version)] }
             guard versions.count == arms.count else {
                 // Said once the loads in flight (startup's) have ended, not on every publish meanwhile.
                 if !arms.contains(where: { jobs[Key(model: model, version: $0.version)] != nil }) {
@@ -33,10 +33,10 @@ extension Lifecycle {
             }
             table.models[model]?.arms = zip(arms, versions).map { RoutingTable.Arm(version: $1, upperBucket: $0.upperBucket) }
         }
-        for (model, shadow) in shadows {
+        for (model, shadow) in state.shadows {
             // The report exists while the shadow is in force, loaded or not (the listing shows it).
             let tally = mirror.tally(model: model, version: shadow.version, percent: shadow.percent)
-            guard let version = loaded[Key(model: model, version: shadow.version)] else {
+            guard let version = state.loaded[Key(model: model, version: shadow.version)] else {
                 if jobs[Key(model: model, version: shadow.version)] == nil {
                     log.warning("shadow not applied: its version is not loaded", ["model.name": model, "model.version": shadow.version])
                 }
@@ -45,7 +45,7 @@ extension Lifecycle {
             table.models[model]?.shadow = RoutingTable.Shadow(version: version, percent: shadow.percent, tally: tally)
         }
         router.publish(table)
-        stats.retainOnly(loaded: loaded.keys.map { ($0.model, $0.version) })
+        stats.retainOnly(loaded: state.loaded.keys.map { ($0.model, $0.version) })
     }
 
     // MARK: Internal API for the control plane
@@ -62,70 +62,46 @@ extension Lifecycle {
         snapshot().models
     }
 
-    /// Promotes `version` of `model` to production.
-    public func promote(model: String, version: Int, actor: String, reason: String) throws(RegistryError) {
-        try onQueue(atomically: "promote") { () throws(RegistryError) in
-            guard records[Key(model: model, version: version)] != nil else {
-                throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
+    /// Runs a command (on the queue): `body` drafts the new state and the catalog writes that
+    /// record it; the writes commit in one transaction (all or, on a failure such as a full
+    /// disk, none); then the new state is swapped in, its effects carried out and the routing
+    /// table published. A failed command changes nothing: its draft is dropped and the error
+    /// thrown. A crash before the commit leaves the catalog as before the command. `name` names
+    /// its fault injection points (``FaultInjection``). Returns what `body` returned, and the
+    /// event the command reports.
+    func command<T>(_ name: String, _ body: (inout CommandDraft) throws(RegistryError) -> T) throws(RegistryError) -> (value: T, event: Int64?) {
+        var draft = CommandDraft(state, config: config, now: clock.now())
+        let value = try body(&draft)
+        let receipts = try catalog.commit(draft.writes, at: draft.now, beforeCommit: { FaultInjection.point("\(name).before-commit") })
+        draft.adopt(receipts)
+        FaultInjection.point("\(name).after-commit")
+        state = draft.state
+        for effect in draft.effects {
+            switch effect {
+            case .configureMirror(let model, let spec):
+                mirror.configure(model: model, version: spec?.version, percent: spec?.percent ?? 0)
+            case .restartWindow(let model):
+                if let record = state.rollouts[model] { rolloutSeen[model] = currentStats(model: model, record) }
+            case .log(let level, let message, let metadata):
+                log.log(level, message, pairs: metadata)
             }
-            _ = try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason)
         }
+        publish()
+        return (value, draft.reported.flatMap { receipts.indices.contains($0) ? receipts[$0].eventID : nil })
     }
 
-    /// Points `alias` of `model` at `version`.
-    public func setAlias(model: String, alias: String, version: Int, actor: String, reason: String) throws(RegistryError) {
-        try onQueue(atomically: "alias") { () throws(RegistryError) in
-            guard records[Key(model: model, version: version)] != nil else {
-                throw RegistryError(.notFound, "model '\(model)' version \(version) not found")
-            }
-            if alias == "production" {
-                _ = try promoteLocked(Key(model: model, version: version), actor: actor, reason: reason)
-            } else {
-                try setAliasLocked(model: model, alias: alias, version: version, actor: actor, reason: reason)
-            }
-        }
+    /// Moves a version to `state` with its event, as a command of one step.
+    func transition(_ key: Key, to newState: VersionState, reason: String, action: String) throws(RegistryError) {
+        _ = try command(action) { draft in draft.transition(key, to: newState, reason: reason, action: action) }
     }
 
-    /// Runs a command on the queue as one catalog transaction (``atomically(_:_:)``).
-    func onQueue<T>(atomically command: String, _ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
-        try onQueue { () throws(RegistryError) -> T in try atomically(command, body) }
-    }
-
-    /// Runs a command whose changes span several catalog writes (say a promotion: the rollout
-    /// superseded, the split ended, production moved, old versions retired, each with its
-    /// event) so that they take effect together or not at all. Its writes share one
-    /// transaction; serving sees the new routes only after the commit; if any write or the
-    /// commit fails (a full disk), the in-memory state goes back to what it was and the error
-    /// is thrown, so memory never runs ahead of the catalog. A crash before the commit leaves
-    /// the catalog as before the command. Runs on the queue; `command` names the fault
-    /// injection points (``FaultInjection``).
-    func atomically<T>(_ command: String, _ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {
-        let saved = (records, loaded, aliases, splits, shadows, productionHistory, rollouts, rolloutSeen)
-        let savedReports = groupDepth == 0 ? mirror.saveReports() : nil
-        groupDepth += 1
-        let result: Result<T, RegistryError>
-        do throws(RegistryError) {
-            result = .success(try catalog.atomically(body, beforeCommit: { FaultInjection.point("\(command).before-commit") }))
-        } catch {
-            result = .failure(error)
+    /// A control command that answers with an outcome naming the event it recorded.
+    func outcome(_ name: String, _ body: (inout CommandDraft) throws(RegistryError) -> CommandOutcome) throws(RegistryError) -> CommandOutcome {
+        try onQueue { () throws(RegistryError) -> CommandOutcome in
+            var (outcome, event) = try command(name, body)
+            outcome.eventID = event
+            return outcome
         }
-        groupDepth -= 1
-        guard groupDepth == 0 else { return try result.get() }
-        if case .failure = result {
-            let shadowsNow = shadows
-            (records, loaded, aliases, splits, shadows, productionHistory, rollouts, rolloutSeen) = saved
-            // The shadows the command changed get their reports back, counts and all (the table
-            // still in force, never republished with the command's, carries their tallies).
-            let changed = Set(Set(shadowsNow.keys).union(shadows.keys).filter { shadowsNow[$0] != shadows[$0] })
-            if let savedReports { mirror.restoreReports(savedReports, models: changed) }
-        } else {
-            FaultInjection.point("\(command).after-commit")
-        }
-        if publishPending {
-            publishPending = false
-            publish()
-        }
-        return try result.get()
     }
 
     func onQueue<T>(_ body: () throws(RegistryError) -> T) throws(RegistryError) -> T {

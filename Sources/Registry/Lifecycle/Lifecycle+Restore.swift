@@ -7,48 +7,54 @@ extension Lifecycle {
     /// Loads the catalog into memory, re-hashes every known artifact (catching files changed
     /// while the daemon was down) and reloads the versions that were serving.
     func restore() throws(RegistryError) {
+        var restoring = RegistryState()
+        var moved: [VersionRecord] = []
         for var record in try catalog.versions() {
             // The model root moved (a new mount point, a changed `model_root`): a version lives
             // at its place under the root in force, and is re-hashed there below like any other,
             // so different bytes under its number are quarantined, never served.
+            switch record.state {
+            case .verifying, .loading, .discovered:
+                // Interrupted by a crash: admitted again from scratch by the first scan, whose
+                // `discover` row replaces this one.
+                continue
+            case .failed, .quarantined, .retired, .missing, .ready, .candidate, .live, .shadow:
+                break
+            }
             let path = directory.artifactPath(model: record.model, version: record.version)
             if record.path != path {
                 log.notice("model root moved; artifact path updated", ["model.name": record.model, "model.version": record.version,
                                                                           "path.before": record.path, "path": path])
                 record.path = path
-                try catalog.save(record, event: nil)
+                moved.append(record)
             }
-            records[Key(model: record.model, version: record.version)] = record
+            restoring.records[Key(model: record.model, version: record.version)] = record
         }
-        for model in Set(records.keys.map(\.model)) {
-            aliases[model] = try catalog.aliases(model: model)
+        for model in Set(restoring.records.keys.map(\.model)) {
+            restoring.aliases[model] = try catalog.aliases(model: model)
         }
         for (model, spec) in try catalog.routes() {
             guard let route = RouteSpec.parse(spec) else {
                 log.error("stored route is unreadable; production serves", ["model.name": model, "spec": spec])
                 continue
             }
-            splits[model] = route.split
-            shadows[model] = route.shadow
+            restoring.splits[model] = route.split
+            restoring.shadows[model] = route.shadow
         }
-        try restoreProductionHistory()
-        try restoreRollouts()
+        restoring.productionHistory = try restoreProductionHistory()
+        restoring.rollouts = try restoreRollouts()
+        // The catalog as read is the state in force (the one assignment outside a command).
+        state = restoring
+        if !moved.isEmpty {
+            _ = try command("restore") { draft in for record in moved { draft.save(record) } }
+        }
         // Production first, then what an alias, split or shadow points at, then the rest: under
         // `budget_first` what matters most is loaded while there is room.
         func rank(_ key: Key) -> Int {
-            aliases[key.model]?["production"] == key.version ? 0 : protected(key.model).contains(key.version) ? 1 : 2
+            state.isProduction(key) ? 0 : state.protected(key.model).contains(key.version) ? 1 : 2
         }
-        for (key, record) in records.sorted(by: { (rank($0.key), $0.key) < (rank($1.key), $1.key) }) {
-            switch record.state {
-            case .verifying, .loading, .discovered:
-                // Interrupted by a crash: start admission again from scratch.
-                records[key] = nil
-                continue
-            case .failed, .quarantined, .retired, .missing:
-                continue
-            case .ready, .candidate, .live, .shadow:
-                break
-            }
+        for (key, record) in state.records.sorted(by: { (rank($0.key), $0.key) < (rank($1.key), $1.key) }) {
+            guard record.state.isServable else { continue }
             guard ModelDirectory.identity(of: record.path) != nil else {
                 try transition(key, to: .missing, reason: "artifact '\(record.path)' is gone (found at startup)", action: "missing")
                 continue
@@ -57,6 +63,7 @@ extension Lifecycle {
             // stays free, so the control API and /metrics answer meanwhile.
             beginLoad(LoadJob(key: key, cause: .restore, record: record))
         }
+        restored = true
         publish()
     }
 }
@@ -68,19 +75,23 @@ extension Lifecycle {
         do throws(RegistryError) {
             // Something else decided about the version while it loaded (verify quarantined it, a
             // scan found it gone): that decision stands.
-            guard records[key]?.state == job.record.state, loaded[key] == nil else {
+            guard state.records[key]?.state == job.record.state, state.loaded[key] == nil else {
                 log.notice("restored version changed state while it loaded; not installed", ["model.name": key.model, "model.version": key.version,
-                                                                                                "state": records[key]?.state.rawValue ?? "gone"])
+                                                                                                "state": state.records[key]?.state.rawValue ?? "gone"])
                 publish()
                 return
             }
             switch job.harness.state {
             case .ready:
-                loaded[key] = loadedVersion(of: job)
-                // The identity read before the hash: a later change is seen by the next scan.
-                if let identity = job.checkedIdentity {
-                    records[key]?.size = identity.size
-                    records[key]?.mtime = identity.mtime
+                let version = loadedVersion(of: job)
+                // Residency and the identity read before the hash (a later change is seen by the
+                // next scan) are facts of this process: a command with no write.
+                _ = try command("restored") { draft in
+                    draft.install(key, version)
+                    if let identity = job.checkedIdentity {
+                        draft.state.records[key]?.size = identity.size
+                        draft.state.records[key]?.mtime = identity.mtime
+                    }
                 }
                 log.info("version restored", ["model.name": key.model, "model.version": key.version, "state": job.record.state.rawValue])
             case .failed:

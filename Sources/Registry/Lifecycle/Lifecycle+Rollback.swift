@@ -12,8 +12,8 @@ extension Lifecycle {
         // The target is chosen and, when it is not loaded, its load started in one turn of the
         // queue: no other command can load or promote it in between.
         let (key, wait) = try onQueue { () throws(RegistryError) -> (Key, RollbackLoad?) in
-            let (key, _) = try rollbackTarget(model: model, to: target)
-            return (key, loaded[key] == nil ? try startRollbackLoad(key) : nil)
+            let (key, _) = try state.rollbackTarget(model: model, to: target)
+            return (key, state.loaded[key] == nil ? try startRollbackLoad(key) : nil)
         }
         if let wait { try wait.result(key) }
         defer {
@@ -21,60 +21,19 @@ extension Lifecycle {
                 // Loaded for this command and not made production (another command moved
                 // production meanwhile, or the switch failed): retention decides about it again.
                 queue.sync {
-                    reserved.remove(key)
-                    try? retire(model: model)
-                    publish()
+                    do throws(RegistryError) {
+                        _ = try command("rollback-release") { draft in
+                            draft.state.reserved.remove(key)
+                            draft.retire(model: model)
+                        }
+                    } catch {
+                        log.error("cannot record the retirement of a version loaded for a rollback", ["model.name": model, "error": error.message])
+                    }
                 }
             }
         }
-        return try onQueue(atomically: "rollback") { () throws(RegistryError) -> CommandOutcome in
-            // Checked again: another command may have moved production meanwhile.
-            let (checked, current) = try rollbackTarget(model: model, to: key.version)
-            guard loaded[checked] != nil else {
-                throw RegistryError(.conflict, "model '\(model)' version \(key.version) was unloaded while it was being loaded for the rollback; retry")
-            }
-            var outcome = CommandOutcome(version: key.version, previous: current, message: "")
-            outcome.loadedFirst = wait != nil
-            try supersedeRollout(model: model, actor: actor, by: "rollback")
-            try endSplit(model: model, actor: actor, reason: "ended by a rollback to version \(key.version)")
-            outcome.eventID = try promoteLocked(key, actor: actor, reason: reason, action: "rollback")
-            outcome.message = "model '\(model)': rolled back to version \(key.version) (was \(current))"
-                + (outcome.loadedFirst ? "; version \(key.version) was not loaded and was loaded first" : "")
-            return outcome
-        }
-    }
-
-    /// The version a rollback goes to, and the production it replaces (on the queue).
-    private func rollbackTarget(model: String, to target: Int?) throws(RegistryError) -> (Key, current: Int) {
-        guard records.keys.contains(where: { $0.model == model }) else { throw RegistryError(.notFound, "model '\(model)' not found") }
-        guard let current = aliases[model]?["production"] else {
-            throw RegistryError(.conflict, "model '\(model)' has no production version to roll back from")
-        }
-        let version: Int
-        if let target {
-            version = target
-        } else {
-            let history = productionHistory[model] ?? []
-            let servable = history.reversed().first { candidate in
-                guard candidate != current, let state = records[Key(model: model, version: candidate)]?.state else { return false }
-                return state.isServable || state == .retired
-            }
-            guard let servable else {
-                throw RegistryError(.conflict, "model '\(model)' has no previous production version to roll back to; name one with --to VERSION")
-            }
-            version = servable
-        }
-        let key = try existingKey(model: model, version: version)
-        guard version != current else {
-            throw RegistryError(.conflict, "model '\(model)' version \(version) is already production")
-        }
-        let record = records[key]!
-        switch record.state {
-        case .failed, .quarantined, .missing, .discovered, .verifying, .loading:
-            let why = record.reason.isEmpty ? "" : " (\(record.reason))"
-            throw RegistryError(.conflict, "model '\(model)' version \(version) is \(record.state.rawValue)\(why); it cannot serve")
-        case .ready, .candidate, .live, .shadow, .retired:
-            return (key, current)
+        return try outcome("rollback") { draft throws(RegistryError) in
+            try draft.rollback(to: key, loadedFirst: wait != nil, actor: actor, reason: reason)
         }
     }
 
@@ -107,8 +66,8 @@ extension Lifecycle {
             throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) is already being loaded (\(other.harness.cause.rawValue)); retry")
         }
         let wait = RollbackLoad()
-        beginLoad(LoadJob(key: key, cause: .rollback, record: records[key]!) { [weak self] job in
-            let quarantined = self?.records[job.key]?.state == .quarantined
+        beginLoad(LoadJob(key: key, cause: .rollback, record: state.records[key]!) { [weak self] job in
+            let quarantined = self?.state.records[job.key]?.state == .quarantined
             wait.ended.withLock { $0 = (job.harness.state, job.problem, quarantined) }
             wait.done.signal()
         })
@@ -125,15 +84,17 @@ extension Lifecycle {
                 // Installed only over the state it was loaded for: if something else decided
                 // about the version meanwhile (verify quarantined it, a scan found it gone),
                 // that decision stands, and the command's switch finds it not loaded.
-                guard loaded[key] == nil, records[key]?.state == .retired else {
+                guard state.loaded[key] == nil, state.records[key]?.state == .retired else {
                     log.notice("version changed state while it loaded for a rollback; not installed",
-                               ["model.name": key.model, "model.version": key.version, "state": records[key]?.state.rawValue ?? "gone"])
+                               ["model.name": key.model, "model.version": key.version, "state": state.records[key]?.state.rawValue ?? "gone"])
                     return
                 }
-                loaded[key] = loadedVersion(of: job)
-                reserved.insert(key)
-                try transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", job.loadSeconds), action: "ready")
-                publish()
+                let version = loadedVersion(of: job)
+                _ = try command("rollback-load") { draft in
+                    draft.install(key, version)
+                    draft.state.reserved.insert(key)
+                    draft.transition(key, to: .ready, reason: String(format: "loaded again for a rollback in %.3f s", job.loadSeconds), action: "ready")
+                }
             case .failed where job.changedBytes != nil:
                 try quarantineChangedBytes(key, found: job.changedBytes!, path: job.record.path, reason: job.problem)
             case .failed, .refused, .deferred, .abandoned, .new, .checking, .awaitingRoom, .loading:
@@ -141,6 +102,42 @@ extension Lifecycle {
             }
         } catch {
             log.error("cannot record a rollback's load", ["model.name": key.model, "model.version": key.version, "error": error.message])
+        }
+    }
+}
+
+extension RegistryState {
+    /// The version a rollback goes to, and the production it replaces.
+    func rollbackTarget(model: String, to target: Int?) throws(RegistryError) -> (VersionKey, current: Int) {
+        guard knows(model: model) else { throw RegistryError(.notFound, "model '\(model)' not found") }
+        guard let current = production(of: model) else {
+            throw RegistryError(.conflict, "model '\(model)' has no production version to roll back from")
+        }
+        let version: Int
+        if let target {
+            version = target
+        } else {
+            let history = productionHistory[model] ?? []
+            let servable = history.reversed().first { candidate in
+                guard candidate != current, let state = records[VersionKey(model: model, version: candidate)]?.state else { return false }
+                return state.isServable || state == .retired
+            }
+            guard let servable else {
+                throw RegistryError(.conflict, "model '\(model)' has no previous production version to roll back to; name one with --to VERSION")
+            }
+            version = servable
+        }
+        let key = try existingKey(model: model, version: version)
+        guard version != current else {
+            throw RegistryError(.conflict, "model '\(model)' version \(version) is already production")
+        }
+        let record = records[key]!
+        switch record.state {
+        case .failed, .quarantined, .missing, .discovered, .verifying, .loading:
+            let why = record.reason.isEmpty ? "" : " (\(record.reason))"
+            throw RegistryError(.conflict, "model '\(model)' version \(version) is \(record.state.rawValue)\(why); it cannot serve")
+        case .ready, .candidate, .live, .shadow, .retired:
+            return (key, current)
         }
     }
 }

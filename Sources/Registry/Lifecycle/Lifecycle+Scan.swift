@@ -21,7 +21,7 @@ extension Lifecycle {
             let key = Key(model: observation.model, version: observation.version)
             present.insert(key)
             if jobs[key] != nil || checking.contains(key) { continue }
-            if let record = records[key] {
+            if let record = state.records[key] {
                 if let wait = try reconcileKnown(key, record, observation, now: now) {
                     earliestSettle = min(earliestSettle ?? wait, wait)
                 }
@@ -33,8 +33,8 @@ extension Lifecycle {
             }
             admit(key, observation)
         }
-        for (key, record) in records where !present.contains(key) && record.state.isServable {
-            let serving = loaded[key] != nil
+        for (key, record) in state.records where !present.contains(key) && record.state.isServable {
+            let serving = state.loaded[key] != nil
             try transition(key, to: .missing,
                            reason: "artifact '\(record.path)' disappeared" + (serving ? "; still serving from memory" : ""),
                            action: "missing")
@@ -73,7 +73,7 @@ extension Lifecycle {
     /// Compares a known version with its file; returns the seconds to wait when the file changed
     /// but has not settled yet.
     func reconcileKnown(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, now: Double) throws(RegistryError) -> Double? {
-        let sameIdentity = record.size == observation.size && record.mtime == observation.mtime
+        let sameIdentity = record.identitySize == observation.size && record.mtime == observation.mtime
         let admittedBefore = record.state == .failed && !sameIdentity ? try catalog.wasAdmitted(model: key.model, version: key.version) : false
         switch record.state {
         case .failed where !sameIdentity && !admittedBefore,
@@ -83,7 +83,7 @@ extension Lifecycle {
             // became unreadable), keeps its recorded bytes: new ones fall through to the
             // immutability check below and are quarantined.
             if let wait = settleRemaining(observation, now: now) { return wait }
-            records[key] = nil
+            // Its `discover` record replaces the failed one.
             admit(key, observation)
             return nil
         case .failed, .quarantined, .retired:
@@ -91,13 +91,13 @@ extension Lifecycle {
         default:
             break
         }
-        let production = aliases[key.model]?["production"] == key.version
+        let production = state.isProduction(key)
         // A file found changed under production that production no longer is: judged again,
         // since only loaded production may serve changed bytes from memory.
-        let changedBeyondProduction = record.file == .changed && !(production && loaded[key] != nil)
+        let changedBeyondProduction = record.file == .changed && !(production && state.loaded[key] != nil)
         if sameIdentity && record.state != .missing && !changedBeyondProduction { return nil }
         if let wait = settleRemaining(observation, now: now) { return wait }
-        if record.state == .missing && production && loaded[key] == nil {
+        if record.state == .missing && production && state.loaded[key] == nil {
             // Production was missing when the daemon started, so nothing serves the model: its
             // file is back, so it is checked and loaded again (through the memory budget, as
             // any load) rather than left retired until an operator notices the 503s.
@@ -111,7 +111,7 @@ extension Lifecycle {
             let digest = try? SHA256.file(at: observation.path)
             queue.async { [self] in
                 checking.remove(key)
-                guard !stopped, let digest, let record = records[key] else { return }
+                guard !stopped, let digest, let record = state.records[key] else { return }
                 do throws(RegistryError) { try reconcileHashed(key, record, observation, digest: digest, now: clock.now()) } catch {
                     log.error("rescan failed", ["error": error.message])
                 }
@@ -123,53 +123,65 @@ extension Lifecycle {
     /// Applies ``ArtifactIntegrity`` to a known version whose file a scan found changed (on the queue).
     func reconcileHashed(_ key: Key, _ record: VersionRecord, _ observation: ArtifactObservation, digest: (hex: String, size: Int64),
                          now: Double) throws(RegistryError) {
-        let production = aliases[key.model]?["production"] == key.version
+        let production = state.isProduction(key)
+        let serving = state.loaded[key] != nil
         let verdict = ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex,
-                                              loaded: loaded[key] != nil, production: production, occasion: .scan)
+                                              loaded: serving, production: production, occasion: .scan)
         var updated = record
         updated.mtime = observation.mtime
-        updated.size = observation.size
         updated.updatedAt = now
         switch verdict {
         case .intact:
+            updated.size = observation.size
+            updated.fileSize = nil
             var event: EventDraft?
             if record.file == .changed {
                 // The admitted bytes are back (an operator restored the file).
                 updated.file = .present
                 updated.reason = "artifact restored with the admitted bytes"
-                log.notice("artifact restored with the admitted bytes", ["model.name": key.model, "model.version": key.version])
             }
             if record.state == .missing {
                 updated.reason = "artifact reappeared with the same bytes"
-                let serving = loaded[key] != nil
                 updated.state = serving ? (production ? .live : .ready) : .retired
                 event = EventDraft(action: "reappear", model: key.model, version: key.version, before: "missing", after: updated.state.rawValue, reason: updated.reason)
             }
-            try catalog.save(updated, event: event)
-            records[key] = updated
-            if event != nil { publish() }
+            let restoredBytes = record.file == .changed
+            _ = try command("reconcile") { draft in
+                draft.save(updated, event: event)
+                if restoredBytes {
+                    draft.log(.notice, "artifact restored with the admitted bytes", [("model.name", key.model), ("model.version", String(key.version))])
+                }
+            }
         case .serveFromMemory(let reason):
-            try quarantineOnce(key, record, digest: digest, path: observation.path, reason: reason)
+            let newBytes = try bytesNotYetRecorded(key, record, path: observation.path)
+            // `size` stays the admitted bytes', which are what serves.
+            updated.fileSize = observation.size
             updated.file = .changed
             updated.reason = reason
-            try catalog.save(updated, event: nil)
-            records[key] = updated
-        case .quarantine(let unload, let reason):
-            try quarantineOnce(key, record, digest: digest, path: observation.path, reason: reason)
-            updated.file = .changed
-            if record.state != .quarantined {
-                updated.state = .quarantined
-                updated.reason = reason
-                try catalog.save(updated, event: EventDraft(action: "quarantine", model: key.model, version: key.version, before: record.state.rawValue,
-                                                            after: "quarantined", reason: reason))
-            } else {
-                try catalog.save(updated, event: nil)
+            _ = try command("reconcile") { draft in
+                if newBytes { draft.recordQuarantinedBytes(key, digest, path: observation.path, reason: reason) }
+                draft.save(updated)
             }
-            records[key] = updated
-            if unload {
-                loaded[key] = nil
-                log.error("changed bytes under a loaded version that is not production; unloaded", ["model.name": key.model, "model.version": key.version])
-                publish()
+        case .quarantine(let unload, let reason):
+            let newBytes = try bytesNotYetRecorded(key, record, path: observation.path)
+            updated.size = observation.size
+            updated.fileSize = nil
+            updated.file = .changed
+            _ = try command("reconcile") { draft in
+                if newBytes { draft.recordQuarantinedBytes(key, digest, path: observation.path, reason: reason) }
+                if record.state != .quarantined {
+                    updated.state = .quarantined
+                    updated.reason = reason
+                    draft.save(updated, event: EventDraft(action: "quarantine", model: key.model, version: key.version, before: record.state.rawValue,
+                                                          after: "quarantined", reason: reason))
+                } else {
+                    draft.save(updated)
+                }
+                if unload {
+                    draft.unload(key)
+                    draft.log(.error, "changed bytes under a loaded version that is not production; unloaded",
+                              [("model.name", key.model), ("model.version", String(key.version))])
+                }
             }
         }
     }
@@ -177,25 +189,27 @@ extension Lifecycle {
     /// Records how production's reload after its file came back ended (on the queue).
     func finishReappearance(_ job: LoadJob) {
         let key = job.key
-        guard var updated = records[key] else { return }
+        guard var updated = state.records[key] else { return }
         do throws(RegistryError) {
             switch job.harness.state {
             case .ready:
-                loaded[key] = loadedVersion(of: job)
-                let production = aliases[key.model]?["production"] == key.version
+                let version = loadedVersion(of: job)
                 if let observation = job.observation {
                     updated.mtime = observation.mtime
                     updated.size = observation.size
                 }
+                updated.fileSize = nil
                 updated.file = .present
-                updated.state = production ? .live : .ready
+                updated.state = state.isProduction(key) ? .live : .ready
                 updated.reason = "artifact reappeared with the same bytes; production loaded again"
                 updated.updatedAt = clock.now()
-                try catalog.save(updated, event: EventDraft(action: "reappear", model: key.model, version: key.version, before: "missing",
-                                                            after: updated.state.rawValue, reason: updated.reason))
-                records[key] = updated
-                log.notice("production reappeared and was loaded again", ["model.name": key.model, "model.version": key.version])
-                publish()
+                let reappeared = updated
+                _ = try command("reappear") { draft in
+                    draft.install(key, version)
+                    draft.save(reappeared, event: EventDraft(action: "reappear", model: key.model, version: key.version, before: "missing",
+                                                             after: reappeared.state.rawValue, reason: reappeared.reason))
+                    draft.log(.notice, "production reappeared and was loaded again", [("model.name", key.model), ("model.version", String(key.version))])
+                }
             case .failed where job.changedBytes != nil:
                 if let observation = job.observation {
                     try reconcileHashed(key, updated, observation, digest: job.changedBytes!, now: clock.now())
@@ -212,33 +226,22 @@ extension Lifecycle {
         }
     }
 
-    /// Quarantines a version whose file holds other bytes than the admitted ones (startup,
-    /// verify, a rollback's reload): records the bytes found, moves the version to
-    /// `quarantined` (unloading it if it was loaded), and remembers the file's identity, so that
-    /// the next scan does not record the same bytes again.
+    /// Quarantines a version whose file holds other bytes than the admitted ones
+    /// (``CommandDraft/quarantineChangedBytes(_:found:path:reason:identity:)``), as one command.
     func quarantineChangedBytes(_ key: Key, found digest: (hex: String, size: Int64), path: String, reason: String) throws(RegistryError) {
-        try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: path, reason: reason)
-        loaded[key] = nil
-        try transition(key, to: .quarantined, reason: reason, action: "quarantine")
-        if var updated = records[key] {
-            if let identity = ModelDirectory.identity(of: path) {
-                updated.size = identity.size
-                updated.mtime = identity.mtime
-            }
-            updated.file = .changed
-            try catalog.save(updated, event: nil)
-            records[key] = updated
+        let identity = ModelDirectory.identity(of: path).map { (size: $0.size, mtime: $0.mtime) }
+        _ = try command("quarantine") { draft in
+            draft.quarantineChangedBytes(key, found: digest, path: path, reason: reason, identity: identity)
         }
-        log.error("changed bytes under a known version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
     }
 
-    /// Records `digest`, found under a known version, in the quarantine table, once per file:
-    /// a later scan or verify of the same file (its identity recorded) does not record it again.
-    func quarantineOnce(_ key: Key, _ record: VersionRecord, digest: (hex: String, size: Int64), path: String, reason: String) throws(RegistryError) {
+    /// Whether bytes found under a known version still need recording in the quarantine table:
+    /// once per file, so a later scan or verify of the same file (its identity recorded) does
+    /// not record them again.
+    func bytesNotYetRecorded(_ key: Key, _ record: VersionRecord, path: String) throws(RegistryError) -> Bool {
         let identity = ModelDirectory.identity(of: path)
-        let same = identity.map { $0.size == record.size && $0.mtime == record.mtime } ?? false
-        if same, try catalog.quarantineCount(model: key.model, version: key.version) > 0 { return }
-        try catalog.quarantine(model: key.model, version: key.version, sha256: digest.hex, size: digest.size, path: path, reason: reason)
-        log.error("changed bytes under a known version quarantined", ["model.name": key.model, "model.version": key.version, "sha256": digest.hex])
+        let same = identity.map { $0.size == record.identitySize && $0.mtime == record.mtime } ?? false
+        guard same else { return true }
+        return try catalog.quarantineCount(model: key.model, version: key.version) == 0
     }
 }

@@ -10,14 +10,16 @@ extension Lifecycle {
     /// so that the model is not left answering 503 and says its file changed; a vanished or
     /// unreadable one is marked missing, and a loaded one keeps serving from memory.
     ///
-    /// The hashing runs on the calling thread, off the queue; what it found is judged on the
-    /// queue against each record as it is then (``ArtifactIntegrity``).
+    /// The hashing runs on the calling thread (the request's), never on the queue; what it found
+    /// is judged on the queue against each record as it is then (``ArtifactIntegrity``). Not on
+    /// the loader thread either: there an operator's `verify` would wait behind a model load in
+    /// flight, for minutes with a large model.
     public func verifyArtifacts(model: String? = nil, actor: String) throws(RegistryError) -> [VerifyResult] {
         let candidates = try onQueue { () throws(RegistryError) -> [(Key, VersionRecord)] in
-            if let model, !records.keys.contains(where: { $0.model == model }) { throw RegistryError(.notFound, "model '\(model)' not found") }
+            if let model, !state.knows(model: model) { throw RegistryError(.notFound, "model '\(model)' not found") }
             // A version being loaded or hashed is checked by its load (its identity is read again
             // around it): verify leaves it to that.
-            return records.sorted(by: { $0.key < $1.key }).filter { key, record in
+            return state.records.sorted(by: { $0.key < $1.key }).filter { key, record in
                 (model == nil || key.model == model) && (record.state.isServable || record.state == .retired) && record.sha256 != nil
                     && jobs[key] == nil && !checking.contains(key)
             }
@@ -35,7 +37,7 @@ extension Lifecycle {
             for (key, seen, identity, digest) in found {
                 // A version whose record changed meanwhile (quarantined by a scan, retired, a
                 // new admission) is reported as found, and judged by whoever changed it.
-                guard let record = records[key], record.sha256 == seen.sha256, record.state.isServable || record.state == .retired,
+                guard let record = state.records[key], record.sha256 == seen.sha256, record.state.isServable || record.state == .retired,
                       jobs[key] == nil, !checking.contains(key) else {
                     results.append((key.model, key.version, try? digest.get().hex, nil))
                     continue
@@ -50,7 +52,7 @@ extension Lifecycle {
     /// Applies one verification finding (on the queue).
     private func judgeVerified(_ key: Key, _ record: VersionRecord, identity: (size: Int64, mtime: Double, inode: UInt64)?, digest: Result<(hex: String, size: Int64), RegistryError>,
                                actor: String) throws(RegistryError) -> VerifyResult {
-        let serving = loaded[key] != nil
+        let serving = state.loaded[key] != nil
         let hashed: (hex: String, size: Int64)
         switch digest {
         case .success(let value): hashed = value
@@ -64,7 +66,7 @@ extension Lifecycle {
             return (key.model, key.version, nil, reason)
         }
         let digest = hashed
-        let production = aliases[key.model]?["production"] == key.version
+        let production = state.isProduction(key)
         switch ArtifactIntegrity.judge(model: key.model, version: key.version, recorded: record.sha256, found: digest.hex, loaded: serving,
                                        production: production, occasion: .verify(actor: actor)) {
         case .intact:
@@ -72,17 +74,21 @@ extension Lifecycle {
         case .serveFromMemory(let reason):
             // Memory holds exactly what was admitted: production serves on, and says its file
             // changed. The new bytes are quarantined once per file.
-            try quarantineOnce(key, record, digest: digest, path: record.path, reason: reason)
+            let newBytes = try bytesNotYetRecorded(key, record, path: record.path)
             var updated = record
             if let identity {
-                updated.size = identity.size
+                // `size` stays the admitted bytes', which are what serves.
+                updated.fileSize = identity.size
                 updated.mtime = identity.mtime
             }
             updated.file = .changed
             updated.reason = reason
-            try catalog.save(updated, event: nil)
-            records[key] = updated
-            log.error("artifact changed on disk; production keeps serving from memory", ["model.name": key.model, "model.version": key.version])
+            let changed = updated
+            _ = try command("verify") { draft in
+                if newBytes { draft.recordQuarantinedBytes(key, digest, path: record.path, reason: reason) }
+                draft.save(changed)
+                draft.log(.error, "artifact changed on disk; production keeps serving from memory", [("model.name", key.model), ("model.version", String(key.version))])
+            }
             return (key.model, key.version, digest.hex, reason)
         case .quarantine(_, let reason):
             try quarantineChangedBytes(key, found: digest, path: record.path, reason: reason)

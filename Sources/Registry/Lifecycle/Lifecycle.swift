@@ -7,19 +7,15 @@ import Synchronization
 /// with `failed`, `quarantined` and `missing`.
 ///
 /// It reconciles the model root (what should exist) with the catalog (what was recorded) and the
-/// loaded sessions (what serves), then publishes a new routing table. Every transition is written
-/// to the catalog with an event before it takes effect in serving.
+/// loaded sessions (what serves), then publishes a new routing table. What it has decided is one
+/// value (``RegistryState``); every change to it is a command (``CommandDraft``) whose catalog
+/// writes commit, with their events, before the new value is swapped in and serving sees it.
 ///
 /// Concurrency: all mutable state below is confined to `queue`, a serial queue: that confinement
 /// is why the class is `@unchecked Sendable`. Hashing and loading run on `loaderQueue`, so a long
 /// load never blocks control commands; serving never waits on either (it reads the `Router`).
 public final class Lifecycle: @unchecked Sendable {
-    struct Key: Hashable, Comparable, CustomStringConvertible {
-        var model: String
-        var version: Int
-        static func < (a: Key, b: Key) -> Bool { (a.model, a.version) < (b.model, b.version) }
-        var description: String { "\(model) version \(version)" }
-    }
+    typealias Key = VersionKey
 
     /// The configuration in force; a reload (``apply(_:)``) replaces it between two decisions.
     public var config: DaemonConfig { settings.withLock { $0 } }
@@ -44,25 +40,16 @@ public final class Lifecycle: @unchecked Sendable {
     let loaderQueue = DispatchQueue(label: "registryd.loader")
 
     // Confined to `queue`.
-    var records: [Key: VersionRecord] = [:]
-    var loaded: [Key: LoadedVersion] = [:]
-    var aliases: [String: [String: Int]] = [:]
+    /// What the registry has decided; only ``command(_:_:)`` replaces it, after the catalog
+    /// has committed the change.
+    var state = RegistryState()
     /// Versions on their way into memory, each with its harness (``LoadJob``).
     var jobs: [Key: LoadJob] = [:]
     /// Known versions whose changed file is being hashed on the loader thread (a rescan).
     var checking: Set<Key> = []
-    /// Versions a command loaded and is about to give a role: retention leaves them alone.
-    var reserved: Set<Key> = []
     /// Paths reported by the watcher as renamed into place, with when.
     var movedIn: [String: Double] = [:]
-    /// Weighted splits in force, by model: version to percent.
-    var splits: [String: [Int: Int]] = [:]
-    /// Shadows in force, by model.
-    var shadows: [String: ShadowSpec] = [:]
-    /// Each model's production versions in the order they took over, for `rollback`.
-    var productionHistory: [String: [Int]] = [:]
-    /// The latest rollout of each model, and the serving counters seen at its last tick.
-    var rollouts: [String: RolloutRecord] = [:]
+    /// The serving counters of each rollout's two versions seen at its last tick.
     var rolloutSeen: [String: (canary: WindowStats, baseline: WindowStats)] = [:]
     var rolloutTimer: DispatchSourceTimer?
     var statsTimer: DispatchSourceTimer?
@@ -79,9 +66,6 @@ public final class Lifecycle: @unchecked Sendable {
     var inFlightAtStop: [String] = []
     /// Set once `restore` has loaded the catalog into memory; scans wait for it.
     var restored = false
-    /// Inside ``atomically(_:_:)``: publishing waits for the commit.
-    var groupDepth = 0
-    var publishPending = false
 
     public init(config: DaemonConfig, catalog: Catalog, router: Router, loader: Loader, log: Log,
                 clock: any RegistryClock = SystemClock(), watcher: (any DirectoryWatcher)? = InotifyWatcher()) {
@@ -123,7 +107,6 @@ public final class Lifecycle: @unchecked Sendable {
                     self?.watched(event)
                 }
                 try restore()
-                restored = true
                 try scanLocked()
             } catch {
                 failure = error

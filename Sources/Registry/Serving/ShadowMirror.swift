@@ -149,23 +149,6 @@ public final class ShadowMirror: Sendable {
         }
     }
 
-    /// The reports as they are, for a command that may change a shadow and then be undone.
-    public struct SavedReports: Sendable {
-        fileprivate let entries: [String: Entry]
-    }
-
-    public func saveReports() -> SavedReports {
-        state.withLock { SavedReports(entries: $0.entries) }
-    }
-
-    /// Puts back `models`' reports as saved (their counts and tallies): an undone command leaves
-    /// the shadow in force with its report, not a fresh one.
-    public func restoreReports(_ saved: SavedReports, models: Set<String>) {
-        state.withLock { state in
-            for model in models { state.entries[model] = saved.entries[model] }
-        }
-    }
-
     /// The tally of `model`'s shadow on `version`, starting its report if there is none (the
     /// routing table carries it).
     public func tally(model: String, version: Int, percent: Int) -> Tally {

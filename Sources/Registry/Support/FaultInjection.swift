@@ -6,9 +6,10 @@ import Foundation
 /// Off unless the environment variable `REGISTRYD_FAULT_KILL_AT` names points (comma-separated),
 /// read once; when off, a point costs one check of an empty set. The points are
 /// `<command>.before-commit` (inside the command's transaction, after all its writes) and
-/// `<command>.after-commit` (committed, before serving sees the change), for the commands
-/// `promote`, `rollback`, `alias`, `split`, `shadow`, `rollout-start`, `rollout-control`,
-/// `rollout-advance`, `rollout-promote` and `rollout-rollback`.
+/// `<command>.after-commit` (committed, before the new state is swapped in and serving sees
+/// it), for every command run by `Lifecycle.command`, by its name: the tests use `promote`,
+/// `rollback`, `rollout-advance`, `rollout-promote` and `rollout-rollback`; the others include
+/// `alias`, `split`, `shadow`, `rollout-start`, `rollout-control` and `ready`.
 ///
 /// `REGISTRYD_FAULT_LOAD_DELAY=<seconds>` makes every model load that much slower (a model that
 /// loads for longer than the settle window, without a huge file). With

@@ -39,6 +39,13 @@ public final class Log: Sendable {
     }
 
     public func log(_ level: Level, _ message: StaticString, _ metadata: KeyValuePairs<String, CustomStringConvertible> = [:]) {
+        // Filtered before the metadata is turned into text.
+        guard level >= state.withLock({ $0.level }) else { return }
+        log(level, message, pairs: metadata.map { ($0.key, "\($0.value)") })
+    }
+
+    /// The same line with its metadata as a list (a command's log lines, kept until it commits).
+    public func log(_ level: Level, _ message: StaticString, pairs metadata: [(String, String)]) {
         let (minimum, format) = state.withLock { ($0.level, $0.format) }
         guard level >= minimum else { return }
         let time = ISO8601DateFormatter.string(
@@ -46,11 +53,11 @@ public final class Log: Sendable {
         switch format {
         case .text:
             var line = "\(time) \(level) \(message)"
-            for (key, value) in metadata { line += " \(key)=\(Log.quoted("\(value)"))" }
+            for (key, value) in metadata { line += " \(key)=\(Log.quoted(value))" }
             sink(line)
         case .json:
             var object: [String: String] = ["time": time, "level": "\(level)", "message": "\(message)"]
-            for (key, value) in metadata { object[key] = "\(value)" }
+            for (key, value) in metadata { object[key] = value }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             sink(String(decoding: data, as: UTF8.self))
         }
