@@ -53,6 +53,18 @@ cnn_small.onnx
     [N, 10]. Strided Conv+Relu layers, one residual block, GlobalAveragePool, Flatten, Gemm,
     with seeded random weights. A real-architecture test with image-sized tensors that stays
     small on disk.
+skin_heads.onnx, skin_heads_manifest.json, skin_heads_test.json
+    A model whose one output holds three heads, as a skin-and-hair service has them: input
+    "input" float [N, 6] -> Gemm -> "logits" float [N, 14] = 5 skin types, 4 hair types and 5
+    conditions. Weights are multiples of 1/64 in [-1, 1] and test inputs integers 0..16, so
+    every logit is exact in float32 whatever the order of the sums (the same on any CPU). The
+    manifest splits "logits" into the heads skin_type (softmax), hair_type (softmax) and
+    condition (raw scores), each with class names. The bias ties two classes of each head, so
+    the all-zero test row has ties. skin_heads_test.json holds the test inputs, the logits, each
+    head's reference values (softmax: the maximum subtracted, each exponential computed in
+    double and rounded to float32, the sum taken in float32 in index order, as registryd does)
+    and each head's top 3 classes formatted as Triton formats classifications ("%f" score,
+    index, label; equal scores in index order).
 """
 
 from __future__ import annotations
@@ -61,6 +73,7 @@ import argparse
 import ctypes
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -107,6 +120,7 @@ IDENTITY_TYPES: dict[str, tuple[int, type | None]] = {
 SEED_SPLIT = 0  # fixed by the test plan: train_test_split(random_state=0)
 SEED_MLP = 0
 SEED_CNN = 1234
+SEED_HEADS = 4321
 SEED_CHECKS = 99  # only for verification inputs; never written to disk
 
 FAULTY_TABLE_LEN = 17  # digit features take the values 0..16
@@ -525,6 +539,97 @@ def make_cnn(out: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# 9. One output, three heads
+
+
+HEADS = [
+    {"name": "skin_type", "size": 5, "softmax": True,
+     "labels": ["dry", "normal", "oily", "combination", "sensitive"]},
+    {"name": "hair_type", "size": 4, "softmax": True,
+     "labels": ["straight", "wavy", "curly", "coily"]},
+    {"name": "condition", "size": 5, "softmax": False,
+     "labels": ["none", "acne", "eczema", "rosacea", "psoriasis"]},
+]
+HEADS_TOP = 3
+
+
+def head_reference(logits: np.ndarray, softmax: bool) -> np.ndarray:
+    """A head's values as registryd computes them, operation by operation in float32."""
+    if not softmax:
+        return logits.astype(np.float32)
+    rows = []
+    for row in logits.astype(np.float32):
+        shifted = row - row.max()  # exact here: logits are multiples of 1/64
+        exps = [np.float32(math.exp(float(v))) for v in shifted]
+        total = np.float32(0)
+        for e in exps:
+            total = np.float32(total + e)
+        rows.append([np.float32(e / total) for e in exps])
+    return np.array(rows, dtype=np.float32)
+
+
+def triton_classes(scores: np.ndarray, k: int, labels: list[str]) -> list[list[str]]:
+    """Triton's classification text per row: "%f" score, index, label; ties in index order."""
+    out = []
+    for row in scores:
+        order = np.argsort(-row, kind="stable")[: min(k, len(row))]
+        out.append([f"{'%f' % float(row[i])}:{i}" + (f":{labels[i]}" if i < len(labels) and labels[i] else "")
+                    for i in order])
+    return out
+
+
+def make_heads(out: Path, notes: list[str]) -> None:
+    rng = np.random.default_rng(SEED_HEADS)
+    width = sum(h["size"] for h in HEADS)
+    weights = (rng.integers(-64, 65, (width, 6)) / 64).astype(np.float32)
+    bias = (rng.integers(-64, 65, width) / 64).astype(np.float32)
+    # Ties for the all-zero row: the first two classes of each head share a bias.
+    start = 0
+    for head in HEADS:
+        bias[start + 1] = bias[start]
+        start += head["size"]
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["input", "weights", "bias"], ["logits"], transB=1)],
+        "skin_heads",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", width])],
+        initializer=[numpy_helper.from_array(weights, "weights"), numpy_helper.from_array(bias, "bias")],
+    )
+    model = make_model(graph)
+    save(model, out / "skin_heads.onnx")
+
+    manifest = {
+        "description": "skin type, hair type and condition from one logits vector (registryd test fixture)",
+        "heads": {"logits": HEADS},
+    }
+    (out / "skin_heads_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+    inputs = rng.integers(0, 17, (7, 6)).astype(np.float32)
+    inputs = np.vstack([np.zeros((1, 6), dtype=np.float32), inputs])
+    (logits,) = session(model).run(["logits"], {"input": inputs})
+    exact = inputs.astype(np.float64) @ weights.astype(np.float64).T + bias.astype(np.float64)
+    check(np.array_equal(logits.astype(np.float64), exact), "skin_heads: logits are not exact")
+
+    heads, top = {}, {}
+    start = 0
+    for head in HEADS:
+        values = head_reference(logits[:, start:start + head["size"]], head["softmax"])
+        heads[head["name"]] = values.tolist()
+        top[head["name"]] = triton_classes(values, HEADS_TOP, head["labels"])
+        start += head["size"]
+    check(all(heads[h["name"]][0][0] == heads[h["name"]][0][1] for h in HEADS), "skin_heads: the all-zero row has no ties")
+    test_data = {
+        "inputs": inputs.astype(int).tolist(),
+        "logits": logits.tolist(),
+        "heads": heads,
+        "top": HEADS_TOP,
+        "classes": top,
+    }
+    (out / "skin_heads_test.json").write_text(json.dumps(test_data, separators=(",", ":")) + "\n")
+    notes.append(f"skin_heads: {len(inputs)} test rows, logits exact; heads {', '.join(h['name'] for h in HEADS)}")
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def main() -> int:
@@ -543,6 +648,7 @@ def main() -> int:
         make_digits_fixtures(out, notes)
         make_broken_fixtures(out)  # needs digits_logreg.onnx
         make_cnn(out)
+        make_heads(out, notes)
     except CheckFailed as err:
         print(f"make_fixtures: check failed: {err}", file=sys.stderr)
         return 1

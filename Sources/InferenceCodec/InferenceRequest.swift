@@ -7,11 +7,6 @@ import Wire
 /// checking the body can hold that many elements, so a small request cannot make the daemon
 /// allocate a huge buffer.
 public struct InferenceRequest: Sendable {
-    public struct RequestedOutput: Sendable {
-        public var name: String
-        public var binary: Bool?
-    }
-
     public var id: String?
     var parameters: JSONValue?
     public var inputs: [String: Tensor] = [:]
@@ -74,17 +69,10 @@ public struct InferenceRequest: Sendable {
                 case "outputs":
                     var outputs: [RequestedOutput] = []
                     try s.array { (s: inout JSONScanner) throws(JSONScanner.Failure) in
-                        var output = RequestedOutput(name: "", binary: nil)
-                        try s.object { (s: inout JSONScanner, key: String) throws(JSONScanner.Failure) in
-                            switch key {
-                            case "name": output.name = try s.string()
-                            case "parameters":
-                                let value = try s.value()
-                                if case .bool(let flag)? = value["binary_data"] { output.binary = flag }
-                            default: try s.skipValue()
-                            }
+                        let output = try RequestedOutput.parse(&s)
+                        guard !outputs.contains(where: { $0.name == output.name }) else {
+                            throw s.failure("output '\(output.name)' is requested twice")
                         }
-                        guard !output.name.isEmpty else { throw s.failure("each requested output needs a 'name'") }
                         outputs.append(output)
                     }
                     request.outputs = outputs

@@ -10,7 +10,8 @@ import Wire
 //   http      Wire.HTTPRequestParser, fed whole and split in two at a point chosen by the input:
 //             both must give the same requests and the same failure (a differential check).
 //   v2        the KServe v2 request decoder, JSON (no header length) or Triton binary (a header
-//             length taken from the input's first bytes).
+//             length taken from the input's first bytes); the decoded tensors are classified as
+//             the request's outputs ask (Classification's invariants).
 //
 // Manifests and configuration files have their own executable (registryd-fuzz-registry).
 
@@ -54,11 +55,30 @@ enum FuzzTarget {
     static func v2(_ bytes: [UInt8]) {
         guard let first = bytes.first else { return }
         // A first byte 0x01 selects the binary form: the next byte sets the header length.
+        let request: InferenceRequest?
         if first == 1, bytes.count > 2 {
             let length = (Int(bytes[1]) << 2) % bytes.count
-            _ = try? InferenceRequest.decode(Array(bytes.dropFirst(2)), headerLength: length)
+            request = try? InferenceRequest.decode(Array(bytes.dropFirst(2)), headerLength: length)
         } else {
-            _ = try? InferenceRequest.decode(bytes, headerLength: nil)
+            request = try? InferenceRequest.decode(bytes, headerLength: nil)
+        }
+        guard let request else { return }
+        // Each decoded tensor classified as each requested classification asks: the answer has
+        // the promised shape, and every element is "<score>:<index>[:<label>]" with an index in range.
+        let labels = ["a", "", "b:c"]
+        for count in request.outputs?.compactMap(\.classification) ?? [] {
+            for tensor in request.inputs.values {
+                guard let classes = Classification.top(count, of: tensor, labels: labels) else {
+                    precondition(!Classification.supports(tensor.elementType), "a \(tensor.elementType) tensor was not classified")
+                    continue
+                }
+                precondition(classes.shape == Classification.shape(for: tensor.shape, count: count), "classification shape \(classes.shape) for \(tensor.shape)")
+                let perRow = tensor.shape.count >= 2 ? tensor.shape.dropFirst().reduce(1, *) : (tensor.shape.first ?? 1)
+                for text in (try? classes.strings()) ?? [] {
+                    let fields = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                    precondition(fields.count >= 2 && Int(fields[1]).map { $0 >= 0 && $0 < perRow } == true, "classification element '\(text)'")
+                }
+            }
         }
     }
 }

@@ -155,6 +155,40 @@ struct RegistryctlTests {
         #expect(((try? JSONSerialization.jsonObject(with: Data(statusJSON.stdout.utf8))) as? [String: Any])?["daemon"] != nil)
     }
 
+    @Test("predict --top prints each score output's top classes with their names; --output picks outputs, heads included")
+    func predictTop() throws {
+        let registry = TestRegistry()
+        try registry.makeModelDirectory("digits")
+        try dropAtomically(root: registry.root, model: "digits", version: 1, bytes: modelBytes("digits_logreg.onnx"),
+                           manifest: #"{"labels":{"probabilities":["zero","one","two","three","four","five","six","seven"]}}"#)
+        try registry.makeModelDirectory("skin")
+        try dropAtomically(root: registry.root, model: "skin", version: 1, bytes: modelBytes("skin_heads.onnx"),
+                           manifest: try String(contentsOfFile: "\(fixtures)/skin_heads_manifest.json", encoding: .utf8))
+        try registry.start()
+        #expect(registry.daemon!.lifecycle.waitUntilIdle())
+
+        let (features, label, _) = try digitsRow(0)
+        let digits = try ctl(registry, ["predict", "digits", "--top", "2", "--input", "input=" + features.map { String(Int($0)) }.joined(separator: ",")])
+        #expect(digits.status == 0, "\(digits.stderr)")
+        // The [N] label output is not a score output: returned as it is.
+        #expect(digits.stdout.contains("\n  label INT64 [1]: [\(label)]\n  probabilities top 2:\n    row 0: "), "\(digits.stdout)")
+        #expect(label == 7 && digits.stdout.contains(" seven (class 7), "), "\(digits.stdout)")
+
+        // The fixture's second row: skin type 4 and condition 1 come first (skin_heads_test.json).
+        let skin = try ctl(registry, ["predict", "skin", "--top", "1", "--output", "condition", "--output", "skin_type", "--input", "input=10,6,14,7,7,7"])
+        #expect(skin.status == 0, "\(skin.stderr)")
+        #expect(skin.stdout.hasSuffix("\n  skin_type top 1:\n    row 0: 0.998793 sensitive (class 4)\n  condition top 1:\n    row 0: 12.156250 acne (class 1)\n"), "\(skin.stdout)")
+        let raw = try ctl(registry, ["predict", "skin", "--output", "hair_type", "--input", "input=10,6,14,7,7,7"])
+        #expect(raw.stdout.contains("\n  hair_type FP32 [1, 4]: [") && !raw.stdout.contains("logits"), "without --top, the values of that output alone: \(raw.stdout)")
+
+        let zero = try ctl(registry, ["predict", "skin", "--top", "0", "--input", "input=1,2,3,4,5,6"])
+        #expect(zero.status == 64 && zero.stderr.hasPrefix("Error: --top '0' is not a positive integer"), "\(zero.stderr)")
+        let body = try ctl(registry, ["predict", "skin", "--top", "2", "--body", "-"])
+        #expect(body.status == 64 && body.stderr.hasPrefix("Error: --top and --output build the request's outputs; with --body, write them in the body"), "\(body.stderr)")
+        let unknown = try ctl(registry, ["predict", "skin", "--output", "nope", "--input", "input=1,2,3,4,5,6"])
+        #expect(unknown.status == 1 && unknown.stderr == "Error: model 'skin' has no output 'nope' (outputs: logits, skin_type, hair_type, condition)\n", "\(unknown.stderr)")
+    }
+
     @Test("command failures: unknown model, unknown version, incompatible signature, not ready, existing import; exit 1 with the daemon's message")
     func failures() throws {
         let registry = try registry()

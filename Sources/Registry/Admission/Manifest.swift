@@ -16,15 +16,20 @@ public struct Manifest: Sendable, Equatable {
     /// Inputs for the warm-up run, as a KServe v2 JSON request body (`{"inputs": [...]}`), used
     /// instead of zeros: a model whose zeros are meaningless (or refused) warms up on real data.
     public var sampleInputsJSON: String?
+    /// Named heads per output, by output name: consecutive slices of the output's last dimension,
+    /// each served as an output of its own (see ``Head``).
+    public var heads: [String: [Head]]
 
     public init(description: String? = nil, labels: [String: [String]] = [:], sha256: String? = nil,
-                signatureFile: String? = nil, metadataJSON: String? = nil, sampleInputsJSON: String? = nil) {
+                signatureFile: String? = nil, metadataJSON: String? = nil, sampleInputsJSON: String? = nil,
+                heads: [String: [Head]] = [:]) {
         self.description = description
         self.labels = labels
         self.sha256 = sha256
         self.signatureFile = signatureFile
         self.metadataJSON = metadataJSON
         self.sampleInputsJSON = sampleInputsJSON
+        self.heads = heads
     }
 
     /// Parses and validates a manifest; every error names the file and the key.
@@ -77,15 +82,22 @@ public struct Manifest: Sendable, Equatable {
             }
             manifest.sampleInputsJSON = String(decoding: json, as: UTF8.self)
         }
+        if let heads = r.any("heads") {
+            manifest.heads = try Manifest.parseHeads(heads, file: file)
+            for output in manifest.labels.keys.sorted() where manifest.heads.values.joined().contains(where: { $0.name == output }) {
+                throw RegistryError(.invalidConfiguration, "\(file): key 'labels.\(output)': '\(output)' is a head; give its class names in its entry under 'heads'")
+            }
+        }
         try r.finish()
         return manifest
     }
 
-    /// The keys it declares that change what the version answers (class names today): a
+    /// The keys it declares that change what the version answers (class names, heads): a
     /// signature must cover the manifest when any is declared.
     var servingKeys: [String] {
         var keys: [String] = []
         if !labels.isEmpty { keys.append("labels") }
+        if !heads.isEmpty { keys.append("heads") }
         return keys
     }
 

@@ -111,7 +111,7 @@ extension Lifecycle {
     private func room(for job: LoadJob) -> LoadHarness.Room {
         let verdict = job.verdict!
         if job.harness.cause == .admission,
-           let twin = state.loaded.values.first(where: { $0.sha256 == verdict.sha256 && $0.servable is ONNXServable }) {
+           let twin = state.loaded.values.first(where: { $0.sha256 == verdict.sha256 && ONNXServable.session(of: $0.servable) != nil }) {
             // Identical bytes already loaded: the same session, under this version's provenance.
             job.twin = twin
             return .fits
@@ -158,7 +158,8 @@ extension Lifecycle {
     private func load(_ job: LoadJob) {
         let path = job.path
         let manifest = job.verdict?.manifest
-        let twinSession = (job.twin?.servable as? ONNXServable)?.session
+        let twinSession = job.twin.flatMap { ONNXServable.session(of: $0.servable) }
+        let provenance = Provenance(model: job.key.model, version: job.key.version, sha256: job.verdict?.sha256 ?? "")
         let checked = job.checkedIdentity
         log.debug("load started", ["model.name": job.key.model, "model.version": job.key.version, "cause": job.harness.cause.rawValue])
         loaderQueue.async { [self] in
@@ -171,14 +172,18 @@ extension Lifecycle {
             }
             let started = clock.now()
             let residentBefore = MemoryBudget.residentBytes()
-            var result: Result<Session, RegistryError>?
+            var result: Result<any Servable, RegistryError>?
             if !unchanged() {
                 result = nil
-            } else if let twinSession {
-                result = .success(twinSession)
             } else {
-                do throws(RegistryError) { result = .success(try loader.load(path: path, manifest: manifest)) } catch { result = .failure(error) }
-                if !unchanged() { result = nil }
+                do throws(RegistryError) {
+                    let session: Session
+                    if let twinSession { session = twinSession } else { session = try loader.load(path: path, manifest: manifest) }
+                    result = .success(try ONNXServable.serving(session: session, provenance: provenance, manifest: manifest))
+                } catch {
+                    result = .failure(error)
+                }
+                if twinSession == nil && !unchanged() { result = nil }
             }
             let outcome = result
             let seconds = clock.now() - started
@@ -190,8 +195,8 @@ extension Lifecycle {
                 job.loadSeconds = seconds
                 job.measuredBytes = measured
                 switch outcome {
-                case .success(let session):
-                    job.session = session
+                case .success(let servable):
+                    job.servable = servable
                     feed(job, .loaded)
                 case .failure(let error):
                     job.loadError = error.message
@@ -208,7 +213,7 @@ extension Lifecycle {
     /// The loaded version a job made.
     func loadedVersion(of job: LoadJob) -> LoadedVersion {
         let verdict = job.verdict!
-        let servable = ONNXServable(session: job.session!, provenance: Provenance(model: job.key.model, version: job.key.version, sha256: verdict.sha256))
+        let servable = job.servable!
         // A twin shares its session: it adds nothing to the budget.
         let estimate = job.twin == nil ? MemoryBudget.estimate(size: verdict.size) : 0
         return LoadedVersion(model: job.key.model, version: job.key.version, sha256: verdict.sha256, servable: servable, manifest: verdict.manifest,

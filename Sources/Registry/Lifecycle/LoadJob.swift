@@ -40,7 +40,8 @@ final class LoadJob: @unchecked Sendable {
     var budgetMessage: String?
 
     // What the load gave.
-    var session: Session?
+    /// What serves the version, made on the loader thread.
+    var servable: (any Servable)?
     var loadError: String?
     var loadSeconds: Double = 0
     var measuredBytes: Int64?

@@ -63,6 +63,10 @@ public struct Loader: Sendable {
         } catch {
             throw RegistryError(.modelFailure, "onnx runtime cannot load it: \(error.message)")
         }
+        // Heads that do not fit the model fail the version before it may serve, naming the key.
+        if let heads = manifest?.heads, !heads.isEmpty {
+            try HeadsServable.check(heads, outputs: session.outputs)
+        }
         let inputs: [String: Tensor]
         let what: String
         if let samples = manifest?.sampleInputs() {

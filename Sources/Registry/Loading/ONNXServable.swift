@@ -8,10 +8,11 @@ public final class ONNXServable: Servable {
     public let provenance: Provenance
     public let signature: ServableSignature
 
-    public init(session: Session, provenance: Provenance) {
+    /// `labels`: class names per output (the manifest's `labels`).
+    public init(session: Session, provenance: Provenance, labels: [String: [String]] = [:]) {
         self.session = session
         self.provenance = provenance
-        self.signature = ServableSignature(inputs: session.inputs, outputs: session.outputs)
+        self.signature = ServableSignature(inputs: session.inputs, outputs: session.outputs, labels: labels)
     }
 
     /// A session on its own single intra-op thread runs on its caller's thread; one on ONNX

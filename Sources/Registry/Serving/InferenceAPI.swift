@@ -135,8 +135,10 @@ public struct InferenceAPI: Sendable {
         }
         let served: PredictionService.Served
         do throws(RegistryError) {
+            // Output names are unique (the decoder refuses a name requested twice).
+            let classify = Dictionary(uniqueKeysWithValues: (decoded.outputs ?? []).compactMap { output in output.classification.map { (output.name, $0) } })
             served = try service.predict(model: model, version: version, routingKey: request.headers["X-Routing-Key"] ?? decoded.routingKey,
-                                         inputs: decoded.inputs, outputs: decoded.outputs?.map(\.name), started: started)
+                                         inputs: decoded.inputs, outputs: decoded.outputs?.map(\.name), classify: classify, started: started)
         } catch {
             return HTTPResponse.error(error.httpStatus, error.message)
         }

@@ -1,4 +1,5 @@
 import Dispatch
+import InferenceCodec
 import Runtime
 
 /// The one path of a prediction, whatever brings it (the v2 endpoint, `Daemon.predict`): route,
@@ -31,9 +32,11 @@ public struct PredictionService: Sendable {
 
     /// Routes and runs a prediction for `model` (pinned to `version` if given; else the split's
     /// arm for `routingKey`, else production). `started` (uptime nanoseconds) is when the request
-    /// began, so that the recorded latency includes its decoding.
+    /// began, so that the recorded latency includes its decoding. `classify` names outputs to
+    /// return as their top classes instead (output name to class count; Triton's
+    /// classification extension, see `Classification`), with the servable's class names.
     public func predict(model: String, version: Int? = nil, routingKey: String? = nil, inputs: [String: Tensor], outputs: [String]? = nil,
-                        started: UInt64 = DispatchTime.now().uptimeNanoseconds) throws(RegistryError) -> Served {
+                        classify: [String: Int] = [:], started: UInt64 = DispatchTime.now().uptimeNanoseconds) throws(RegistryError) -> Served {
         let routed: (version: LoadedVersion, decision: RoutingDecision, mirror: RoutingTable.Shadow?)
         do throws(RegistryError) {
             routed = try router.route(model: model, version: version, routingKey: routingKey)
@@ -42,6 +45,15 @@ public struct PredictionService: Sendable {
             throw error
         }
         let loaded = routed.version
+        if !classify.isEmpty {
+            do throws(RegistryError) {
+                // Before the run: a request that cannot be answered costs no model time.
+                try PredictionService.checkClassifiable(classify, loaded.servable.signature)
+            } catch {
+                record(loaded, routed.decision, started, failed: false)
+                throw error
+            }
+        }
         // The run alone is timed only for a mirrored request (the shadow report compares run times).
         let runStarted = routed.mirror == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         let prediction: Prediction
@@ -62,7 +74,24 @@ public struct PredictionService: Sendable {
             let tally = shadow.tally
             served.offerShadow = { mirror.offer(job, tally: tally) }
         }
+        // After the mirror's job took the scores: a shadow is compared on what the model gave.
+        for (name, count) in classify {
+            guard let scores = served.prediction.outputs[name] else { continue }
+            guard let classes = Classification.top(count, of: scores, labels: loaded.servable.signature.labels[name] ?? []) else {
+                throw RegistryError(.modelFailure, "\(loaded.provenance): output '\(name)' came back as \(DataType(scores.elementType).rawValue), not scores")
+            }
+            served.prediction.outputs[name] = classes
+        }
         return served
+    }
+
+    /// Refuses (400) a classification of an output whose datatype holds no scores. An output
+    /// the servable does not have is left to the servable, which refuses it in its own words.
+    private static func checkClassifiable(_ classify: [String: Int], _ signature: ServableSignature) throws(RegistryError) {
+        for name in classify.keys.sorted() {
+            guard let output = signature.outputs.first(where: { $0.name == name }), !Classification.supports(output.elementType) else { continue }
+            throw RegistryError(.invalidArgument, "output '\(name)' is \(DataType(output.elementType).rawValue): a classification ranks numeric scores (INT*, UINT*, FP16, BF16, FP32, FP64)")
+        }
     }
 
     /// Counts a request refused before it could be routed (a body that does not decode).

@@ -25,10 +25,15 @@ public protocol Servable: AnyObject, Sendable {
 public struct ServableSignature: Sendable, Equatable {
     public var inputs: [TensorInfo]
     public var outputs: [TensorInfo]
+    /// Class names per output, by output name: `labels[o][i]` names class `i` of output `o`
+    /// (what a classification appends to an index). An output may have none, or fewer names
+    /// than classes; unnamed classes are written without a label.
+    public var labels: [String: [String]]
 
-    public init(inputs: [TensorInfo], outputs: [TensorInfo]) {
+    public init(inputs: [TensorInfo], outputs: [TensorInfo], labels: [String: [String]] = [:]) {
         self.inputs = inputs
         self.outputs = outputs
+        self.labels = labels
     }
 }
 
