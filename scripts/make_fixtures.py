@@ -65,6 +65,18 @@ skin_heads.onnx, skin_heads_manifest.json, skin_heads_test.json
     double and rounded to float32, the sum taken in float32 in index order, as registryd does)
     and each head's top 3 classes formatted as Triton formats classifications ("%f" score,
     index, label; equal scores in index order).
+image_identity_nchw.onnx, image_identity_nhwc.onnx, preprocess_test.json
+    Preprocessing contracts (the manifest's "preprocess"): identity models over small images
+    and, per contract, raw inputs with the model input a NumPy reference makes of them. Made by
+    fixtures_preprocess.py, whose docstring has the details.
+digits_router.onnx, digits_router_b.onnx, digits_group0.onnx .. digits_group2.onnx, their
+digits_*_manifest.json, digits_pipeline_reference.json
+    A pipeline's parts: two routers that assign a digits image to a group (0-3, 4-6, 7-9) and
+    a classifier per group, all taking raw UINT8 pixels through a preprocessing contract, with
+    the composed pipeline's reference answers for the test split. Made by
+    fixtures_digits_pipeline.py, whose docstring has the details.
+
+Helpers shared with those modules (the checks, the digits split) are in fixture_common.py.
 """
 
 from __future__ import annotations
@@ -81,20 +93,19 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
-from skl2onnx import convert_sklearn
-from skl2onnx.common.data_types import FloatTensorType
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
+from fixture_common import (
+    IR_VERSION, OPSET, ORT_ERRORS, CheckFailed, check, convert_classifier, digits_split,
+    make_model, save, session,
+)
+from fixtures_digits_pipeline import make_digits_pipeline_fixtures
+from fixtures_preprocess import make_preprocess_fixtures
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "Tests" / "Fixtures" / "models"
-
-OPSET = 17
-IR_VERSION = 8
 
 # Element types for the identity fixtures: file-name suffix -> (ONNX type, numpy dtype used to
 # hold the raw bits). bfloat16 has no numpy dtype that onnxruntime accepts, so its bits travel
@@ -116,71 +127,14 @@ IDENTITY_TYPES: dict[str, tuple[int, type | None]] = {
     "string": (TensorProto.STRING, None),
 }
 
-# Seeds: one per purpose, so that adding a fixture does not change the others.
-SEED_SPLIT = 0  # fixed by the test plan: train_test_split(random_state=0)
+# Seeds: one per purpose, so that adding a fixture does not change the others (the split's is
+# in fixture_common.py).
 SEED_MLP = 0
 SEED_CNN = 1234
 SEED_HEADS = 4321
 SEED_CHECKS = 99  # only for verification inputs; never written to disk
 
 FAULTY_TABLE_LEN = 17  # digit features take the values 0..16
-
-
-# onnxruntime raises one exception class per status code (Fail, InvalidArgument,
-# InvalidProtobuf, ...) with no common base class other than Exception.
-ORT_ERRORS = tuple(
-    v for v in vars(ort_state).values() if isinstance(v, type) and issubclass(v, Exception)
-)
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-
-
-def make_model(graph: onnx.GraphProto, **kwargs) -> onnx.ModelProto:
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        **kwargs,
-    )
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def session(model: onnx.ModelProto | bytes, quiet: bool = False) -> ort.InferenceSession:
-    """quiet: the caller expects Run to fail; keep onnxruntime from logging each failure."""
-    options = ort.SessionOptions()
-    if quiet:
-        options.log_severity_level = 4  # fatal only
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
-def save(model: onnx.ModelProto, path: Path) -> None:
-    path.write_bytes(model.SerializeToString())
-
-
-def normalize_opsets(model: onnx.ModelProto) -> None:
-    """Make skl2onnx's opset_import list canonical: one entry per domain, sorted by domain.
-
-    skl2onnx 1.20 can list the default domain twice, and its order of domains follows Python's
-    per-process string hashing (PYTHONHASHSEED), which would make the bytes differ between runs.
-    """
-    versions: dict[str, int] = {}
-    for opset in model.opset_import:
-        versions.setdefault(opset.domain, opset.version)
-    del model.opset_import[:]
-    model.opset_import.extend(helper.make_opsetid(d, v) for d, v in sorted(versions.items()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,22 +268,6 @@ def make_multi_io(out: Path) -> None:
 # 4.-6. Digits classifiers, their test data, and the faulty variant
 
 
-def convert_classifier(model, graph_name: str) -> onnx.ModelProto:
-    onx = convert_sklearn(
-        model,
-        initial_types=[("input", FloatTensorType([None, 64]))],
-        options={"zipmap": False},
-        target_opset=OPSET,
-    )
-    # skl2onnx names the graph with a random UUID; a fixed name keeps the bytes reproducible.
-    onx.graph.name = graph_name
-    normalize_opsets(onx)
-    onnx.checker.check_model(onx, full_check=True)
-    check([o.name for o in onx.graph.output] == ["label", "probabilities"],
-          f"{graph_name}: outputs {[o.name for o in onx.graph.output]}")
-    return onx
-
-
 def faulty_model(logreg: onnx.ModelProto) -> onnx.ModelProto:
     """Add a range check on feature 0 that fails inside onnxruntime instead of returning.
 
@@ -377,10 +315,7 @@ def faulty_model(logreg: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def make_digits_fixtures(out: Path, notes: list[str]) -> None:
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.2, random_state=SEED_SPLIT, stratify=y
-    )
+    X_train, X_test, y_train, y_test = digits_split()
     # One BLAS thread: multi-threaded reductions can change float rounding with the core count,
     # and with it the trained weights.
     with threadpool_limits(limits=1):
@@ -649,6 +584,8 @@ def main() -> int:
         make_broken_fixtures(out)  # needs digits_logreg.onnx
         make_cnn(out)
         make_heads(out, notes)
+        make_preprocess_fixtures(out, notes)  # needs identity_float.onnx
+        make_digits_pipeline_fixtures(out, notes)  # checks its split against digits_test.json
     except CheckFailed as err:
         print(f"make_fixtures: check failed: {err}", file=sys.stderr)
         return 1
