@@ -19,10 +19,13 @@ public struct Manifest: Sendable, Equatable {
     /// Named heads per output, by output name: consecutive slices of the output's last dimension,
     /// each served as an output of its own (see ``Head``).
     public var heads: [String: [Head]]
+    /// Preprocessing contracts per input, by input name: the raw form clients send and how it
+    /// becomes the model's input (see ``Preprocess``).
+    public var preprocess: [String: Preprocess]
 
     public init(description: String? = nil, labels: [String: [String]] = [:], sha256: String? = nil,
                 signatureFile: String? = nil, metadataJSON: String? = nil, sampleInputsJSON: String? = nil,
-                heads: [String: [Head]] = [:]) {
+                heads: [String: [Head]] = [:], preprocess: [String: Preprocess] = [:]) {
         self.description = description
         self.labels = labels
         self.sha256 = sha256
@@ -30,6 +33,7 @@ public struct Manifest: Sendable, Equatable {
         self.metadataJSON = metadataJSON
         self.sampleInputsJSON = sampleInputsJSON
         self.heads = heads
+        self.preprocess = preprocess
     }
 
     /// Parses and validates a manifest; every error names the file and the key.
@@ -88,16 +92,20 @@ public struct Manifest: Sendable, Equatable {
                 throw RegistryError(.invalidConfiguration, "\(file): key 'labels.\(output)': '\(output)' is a head; give its class names in its entry under 'heads'")
             }
         }
+        if let preprocess = r.any("preprocess") {
+            manifest.preprocess = try Manifest.parsePreprocess(preprocess, file: file)
+        }
         try r.finish()
         return manifest
     }
 
-    /// The keys it declares that change what the version answers (class names, heads): a
-    /// signature must cover the manifest when any is declared.
+    /// The keys it declares that change what the version answers (class names, heads, the
+    /// inputs' preprocessing): a signature must cover the manifest when any is declared.
     var servingKeys: [String] {
         var keys: [String] = []
         if !labels.isEmpty { keys.append("labels") }
         if !heads.isEmpty { keys.append("heads") }
+        if !preprocess.isEmpty { keys.append("preprocess") }
         return keys
     }
 
