@@ -63,15 +63,23 @@ public struct Loader: Sendable {
         } catch {
             throw RegistryError(.modelFailure, "onnx runtime cannot load it: \(error.message)")
         }
-        // Heads that do not fit the model fail the version before it may serve, naming the key.
+        // Heads or preprocessing contracts that do not fit the model fail the version before it
+        // may serve, naming the key.
         if let heads = manifest?.heads, !heads.isEmpty {
             try HeadsServable.check(heads, outputs: session.outputs)
         }
+        let contracts = try PreprocessServable.contracts(manifest?.preprocess ?? [:], inputs: session.inputs)
         let inputs: [String: Tensor]
         let what: String
         if let samples = manifest?.sampleInputs() {
-            inputs = samples
+            // Sample inputs are what clients send: raw where a contract says so, made into the
+            // model's form the way a request's are.
             what = "warm-up run on the manifest's sample_inputs failed"
+            do throws(RegistryError) {
+                inputs = try PreprocessServable.prepare(samples, contracts)
+            } catch {
+                throw RegistryError(.modelFailure, "\(what): \(error.message)")
+            }
         } else {
             do { inputs = try Loader.warmUpInputs(for: session) } catch {
                 throw RegistryError(.modelFailure, "warm-up run failed: \(error.message)")
