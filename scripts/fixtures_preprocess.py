@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper
 
 from fixture_common import check, make_model, save, session
@@ -80,7 +81,7 @@ def element_by_element(raw: np.ndarray, contract: dict) -> np.ndarray:
     return out
 
 
-def image_identity(layout: str) -> "onnx.ModelProto":
+def image_identity(layout: str) -> onnx.ModelProto:
     dims = ["N", IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH] if layout == "NCHW" else ["N", IMAGE_HEIGHT, IMAGE_WIDTH, IMAGE_CHANNELS]
     graph = helper.make_graph(
         [helper.make_node("Identity", ["image"], ["pixels"])],
