@@ -18,7 +18,9 @@ public enum InferenceResponse {
 
     /// The response to `request`: the outputs it named, in its order, or else every output in
     /// `order` (the servable's own); `routing` says how the request reached the version.
-    public static func encode(_ request: InferenceRequest, outputs: [String: Tensor], order: [String], preamble: Preamble, routing: String) -> HTTPResponse {
+    /// `parameters` adds string parameters after `routing` (a pipeline's `steps`).
+    public static func encode(_ request: InferenceRequest, outputs: [String: Tensor], order: [String], preamble: Preamble, routing: String,
+                              parameters: [(String, String)] = []) -> HTTPResponse {
         let names = request.outputs?.map(\.name) ?? order
         var head = ByteWriter()
         head.append(preamble.opening)
@@ -28,6 +30,12 @@ public enum InferenceResponse {
         }
         head.append(preamble.parameters)
         head.append(JSONText.quoted(routing))
+        for (key, value) in parameters {
+            head.append(",")
+            head.append(JSONText.quoted(key))
+            head.append(":")
+            head.append(JSONText.quoted(value))
+        }
         head.append("},\"outputs\":[")
         var binary: [UInt8] = []
         var written = 0

@@ -27,7 +27,8 @@ struct ConfigReader {
         self.init(file: file, prefix: "", object: object)
     }
 
-    private init(file: String, prefix: String, object: [String: Any]) {
+    /// Reads `object`, found at the dotted path `prefix` of `file` (a list's element, say).
+    init(file: String, prefix: String, object: [String: Any]) {
         self.file = file
         self.prefix = prefix
         self.object = object

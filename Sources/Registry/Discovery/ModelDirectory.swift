@@ -44,9 +44,14 @@ public struct ModelDirectory: Sendable {
     public static let manifestName = "manifest.json"
 
     /// Where a version's artifact is under this root (what a scan reports as its path).
-    public func artifactPath(model: String, version: Int) -> String {
-        "\(root)/\(model)/\(version)/\(ModelDirectory.artifactName)"
+    /// Where a version's artifact lives under this root: `file` is `model.onnx`, or
+    /// `pipeline.json` for a pipeline.
+    public func artifactPath(model: String, version: Int, file: String = ModelDirectory.artifactName) -> String {
+        "\(root)/\(model)/\(version)/\(file)"
     }
+
+    /// Whether the artifact at `path` is a pipeline's graph rather than a model.
+    public static func isPipeline(_ path: String) -> Bool { path.hasSuffix("/\(PipelineSpec.fileName)") }
 
     /// Lists the root. Errors reading the root itself are thrown; problems with entries are
     /// collected, never thrown, so one bad entry cannot hide the good ones.
@@ -73,13 +78,24 @@ public struct ModelDirectory: Sendable {
                     scan.problems.append("'\(versionPath)' is not a version (a positive integer without leading zeros); ignored")
                     continue
                 }
-                let artifact = "\(versionPath)/\(ModelDirectory.artifactName)"
                 guard ModelDirectory.inside(versionPath, realRoot) else {
                     scan.problems.append("'\(versionPath)' resolves outside the model root; refused")
                     continue
                 }
+                // A version is a model (`model.onnx`) or a pipeline (`pipeline.json`), never both.
+                let modelFile = "\(versionPath)/\(ModelDirectory.artifactName)"
+                let pipelineFile = "\(versionPath)/\(PipelineSpec.fileName)"
                 var info = stat()
-                guard stat(artifact, &info) == 0 else { continue }  // not there yet: nothing to admit
+                let hasModel = stat(modelFile, &info) == 0
+                var pipelineInfo = stat()
+                let hasPipeline = stat(pipelineFile, &pipelineInfo) == 0
+                if hasModel && hasPipeline {
+                    scan.problems.append("'\(versionPath)' holds both \(ModelDirectory.artifactName) and \(PipelineSpec.fileName); a version is one or the other: refused")
+                    continue
+                }
+                guard hasModel || hasPipeline else { continue }  // not there yet: nothing to admit
+                let artifact = hasModel ? modelFile : pipelineFile
+                if !hasModel { info = pipelineInfo }
                 guard ModelDirectory.inside(artifact, realRoot) else {
                     scan.problems.append("'\(artifact)' resolves outside the model root; refused")
                     continue

@@ -156,6 +156,7 @@ extension Lifecycle {
     }
 
     private func load(_ job: LoadJob) {
+        if ModelDirectory.isPipeline(job.path) { return loadPipeline(job) }
         let path = job.path
         let manifest = job.verdict?.manifest
         let twinSession = job.twin.flatMap { ONNXServable.session(of: $0.servable) }
@@ -228,6 +229,16 @@ extension Lifecycle {
 
     private func finish(_ job: LoadJob) {
         jobs[job.key] = nil
+        // A pipeline whose models have not arrived waits for them (a rollback's waiter is told
+        // at once instead: it cannot wait for versions that may never come).
+        if let reason = job.waitingFor, job.harness.cause != .rollback {
+            return park(job, reason)
+        }
+        dispatchOutcome(job)
+    }
+
+    /// Records how a job ended, by its cause (on the queue).
+    func dispatchOutcome(_ job: LoadJob) {
         switch job.harness.cause {
         case .admission: finishAdmission(job)
         case .restore: finishRestore(job)

@@ -14,6 +14,7 @@ extension Lifecycle {
             table.models[key.model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].versions[key.version] = version
         }
         for (model, modelAliases) in state.aliases {
+            table.models[model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].aliases = modelAliases.filter { $0.key != "production" }
             if let production = modelAliases["production"], let version = state.loaded[Key(model: model, version: production)] {
                 table.models[model, default: RoutingTable.ModelRoutes(production: nil, versions: [:])].production = version
             }
@@ -87,6 +88,7 @@ extension Lifecycle {
             }
         }
         publish()
+        scheduleParkedRecheck()
         return (value, draft.reported.flatMap { receipts.indices.contains($0) ? receipts[$0].eventID : nil })
     }
 

@@ -21,7 +21,7 @@ extension Lifecycle {
             case .failed, .quarantined, .retired, .missing, .ready, .candidate, .live, .shadow:
                 break
             }
-            let path = directory.artifactPath(model: record.model, version: record.version)
+            let path = directory.artifactPath(model: record.model, version: record.version, file: (record.path as NSString).lastPathComponent)
             if record.path != path {
                 log.notice("model root moved; artifact path updated", ["model.name": record.model, "model.version": record.version,
                                                                           "path.before": record.path, "path": path])

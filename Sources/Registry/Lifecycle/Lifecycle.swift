@@ -45,6 +45,9 @@ public final class Lifecycle: @unchecked Sendable {
     var state = RegistryState()
     /// Versions on their way into memory, each with its harness (``LoadJob``).
     var jobs: [Key: LoadJob] = [:]
+    /// Pipelines whose models have nothing serving yet, tried again after every command.
+    var parked: [Key: LoadJob] = [:]
+    var pipelineRecheckScheduled = false
     /// Known versions whose changed file is being hashed on the loader thread (a rescan).
     var checking: Set<Key> = []
     /// Paths reported by the watcher as renamed into place, with when.

@@ -43,6 +43,11 @@ final class LoadJob: @unchecked Sendable {
     /// What serves the version, made on the loader thread.
     var servable: (any Servable)?
     var loadError: String?
+    /// A pipeline's graph, read from the checked bytes.
+    var pipeline: PipelineSpec?
+    /// Why a pipeline cannot be made yet (a model it calls has nothing serving): the job waits,
+    /// parked, and is tried again as versions change.
+    var waitingFor: String?
     var loadSeconds: Double = 0
     var measuredBytes: Int64?
 

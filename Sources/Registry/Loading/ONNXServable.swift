@@ -19,7 +19,7 @@ public final class ONNXServable: Servable {
     /// Runtime's shared pool does its work on the pool's threads.
     public var runsOnCallingThread: Bool { session.intraOpThreads == 1 }
 
-    public func predict(_ inputs: [String: Tensor], outputs: [String]?) throws(RegistryError) -> Prediction {
+    public func predict(_ inputs: [String: Tensor], outputs: [String]?, context: PredictionContext) throws(RegistryError) -> Prediction {
         do throws(RuntimeError) {
             return Prediction(outputs: try session.run(inputs, outputs: outputs))
         } catch {

@@ -81,7 +81,7 @@ public final class HeadsServable: Servable {
         }
     }
 
-    public func predict(_ inputs: [String: Tensor], outputs: [String]?) throws(RegistryError) -> Prediction {
+    public func predict(_ inputs: [String: Tensor], outputs: [String]?, context: PredictionContext) throws(RegistryError) -> Prediction {
         // What the base must compute: the outputs asked for, with each head's source in place
         // of the head (once, whatever the number of heads asked of it).
         var wanted: [String]?
@@ -93,7 +93,7 @@ public final class HeadsServable: Servable {
             }
             wanted = names
         }
-        var prediction = try base.predict(inputs, outputs: wanted)
+        var prediction = try base.predict(inputs, outputs: wanted, context: context)
         let heads = outputs.map { $0.filter { slices[$0] != nil } } ?? order
         for name in heads {
             let slice = slices[name]!

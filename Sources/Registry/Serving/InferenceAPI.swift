@@ -143,7 +143,8 @@ public struct InferenceAPI: Sendable {
             return HTTPResponse.error(error.httpStatus, error.message)
         }
         var response = InferenceResponse.encode(decoded, outputs: served.prediction.outputs, order: served.version.outputNames,
-                                                preamble: served.version.preamble, routing: served.decision.description)
+                                                preamble: served.version.preamble, routing: served.decision.description,
+                                                parameters: served.prediction.steps.isEmpty ? [] : [("steps", PredictionStep.json(served.prediction.steps))])
         response.afterSend = served.offerShadow
         return response
     }

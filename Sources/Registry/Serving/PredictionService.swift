@@ -58,7 +58,7 @@ public struct PredictionService: Sendable {
         let runStarted = routed.mirror == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         let prediction: Prediction
         do throws(RegistryError) {
-            prediction = try loaded.servable.predict(inputs, outputs: outputs)
+            prediction = try loaded.servable.predict(inputs, outputs: outputs, context: PredictionContext(routingKey: routingKey, classify: classify))
         } catch {
             record(loaded, routed.decision, started, failed: error.httpStatus >= 500)
             throw error
@@ -75,7 +75,7 @@ public struct PredictionService: Sendable {
             served.offerShadow = { mirror.offer(job, tally: tally) }
         }
         // After the mirror's job took the scores: a shadow is compared on what the model gave.
-        for (name, count) in classify {
+        for (name, count) in classify where !served.prediction.classified.contains(name) {
             guard let scores = served.prediction.outputs[name] else { continue }
             guard let classes = Classification.top(count, of: scores, labels: loaded.servable.signature.labels[name] ?? []) else {
                 throw RegistryError(.modelFailure, "\(loaded.provenance): output '\(name)' came back as \(DataType(scores.elementType).rawValue), not scores")

@@ -54,7 +54,7 @@ public final class PreprocessServable: Servable {
         return prepared
     }
 
-    public func predict(_ inputs: [String: Tensor], outputs: [String]?) throws(RegistryError) -> Prediction {
-        try base.predict(PreprocessServable.prepare(inputs, contracts), outputs: outputs)
+    public func predict(_ inputs: [String: Tensor], outputs: [String]?, context: PredictionContext) throws(RegistryError) -> Prediction {
+        try base.predict(PreprocessServable.prepare(inputs, contracts), outputs: outputs, context: context)
     }
 }

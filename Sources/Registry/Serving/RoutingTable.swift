@@ -11,6 +11,9 @@ public struct RoutingTable: Sendable {
         public var known: [Int: VersionState]
         /// A shadow version that a share of the routed requests is mirrored to.
         public var shadow: Shadow?
+        /// The model's aliases other than production (`candidate`...), for a pipeline step that
+        /// names `model@alias`.
+        public var aliases: [String: Int] = [:]
 
         public init(production: LoadedVersion?, versions: [Int: LoadedVersion], arms: [Arm]? = nil, known: [Int: VersionState] = [:]) {
             self.production = production

@@ -1,4 +1,5 @@
 import Runtime
+import Wire
 
 /// Something that answers a prediction: one ONNX version today; a pipeline, a batcher or a cache
 /// is another kind (a composite of servables, or a wrapper around one).
@@ -18,7 +19,35 @@ public protocol Servable: AnyObject, Sendable {
     /// that decides their HTTP status (`RegistryError.httpStatus`): `.invalidArgument` for inputs
     /// that do not fit the signature, `.unavailable` for a part that cannot serve now,
     /// `.modelFailure` for a failure inside the model.
-    func predict(_ inputs: [String: Tensor], outputs: [String]?) throws(RegistryError) -> Prediction
+    func predict(_ inputs: [String: Tensor], outputs: [String]?, context: PredictionContext) throws(RegistryError) -> Prediction
+}
+
+extension Servable {
+    /// A prediction with no routing key, at the top level.
+    public func predict(_ inputs: [String: Tensor], outputs: [String]?) throws(RegistryError) -> Prediction {
+        try predict(inputs, outputs: outputs, context: PredictionContext())
+    }
+}
+
+/// What a prediction carries besides its tensors, for the servables inside a composite.
+public struct PredictionContext: Sendable {
+    /// The request's routing key: a pipeline's steps route their models with it, so a sticky
+    /// split stays sticky through the pipeline.
+    public var routingKey: String?
+    /// How many pipelines this prediction runs inside (a pipeline may call a pipeline): bounded
+    /// by ``maximumDepth`` so that a cycle made after admission cannot recurse without end.
+    public var depth = 0
+    /// Outputs asked for as their top classes (name to class count), for a servable that
+    /// classifies inside (a pipeline); others leave it to ``PredictionService``.
+    public var classify: [String: Int] = [:]
+
+    public static let maximumDepth = 8
+
+    public init(routingKey: String? = nil, depth: Int = 0, classify: [String: Int] = [:]) {
+        self.routingKey = routingKey
+        self.depth = depth
+        self.classify = classify
+    }
 }
 
 /// What a servable takes and gives.
@@ -42,11 +71,44 @@ public struct Prediction: Sendable {
     public var outputs: [String: Tensor]
     /// The versions inside this servable that answered, in the order they ran (a composite's
     /// parts); empty for a servable that is one model, whose own identity is the provenance.
-    public var steps: [Provenance]
+    public var steps: [PredictionStep]
 
-    public init(outputs: [String: Tensor], steps: [Provenance] = []) {
+    /// The outputs this servable already gave as their top classes (a pipeline classifies each
+    /// part of a split with the class names of the model that answered it).
+    public var classified: Set<String> = []
+
+    public init(outputs: [String: Tensor], steps: [PredictionStep] = []) {
         self.outputs = outputs
         self.steps = steps
+    }
+}
+
+/// One step of a composite's prediction: which version answered which of its rows, and how it
+/// was routed there.
+public struct PredictionStep: Sendable, Equatable {
+    /// The step's id in the pipeline (a nested pipeline's steps are `outer/inner`).
+    public var step: String
+    public var provenance: Provenance
+    public var routing: RoutingDecision
+    /// How many of the request's rows it answered (a `switch` splits them between models).
+    public var rows: Int
+
+    public init(step: String, provenance: Provenance, routing: RoutingDecision, rows: Int) {
+        self.step = step
+        self.provenance = provenance
+        self.routing = routing
+        self.rows = rows
+    }
+}
+
+extension PredictionStep {
+    /// The steps as a JSON array, the text of a v2 response's `steps` parameter (v2 parameters
+    /// are scalars): `[{"step":…,"model":…,"version":N,"sha256":…,"routing":…,"rows":N}, …]`.
+    public static func json(_ steps: [PredictionStep]) -> String {
+        "[" + steps.map { step in
+            "{\"step\":\(JSONText.quoted(step.step)),\"model\":\(JSONText.quoted(step.provenance.model)),\"version\":\(step.provenance.version),"
+                + "\"sha256\":\(JSONText.quoted(step.provenance.sha256)),\"routing\":\(JSONText.quoted(step.routing.description)),\"rows\":\(step.rows)}"
+        }.joined(separator: ",") + "]"
     }
 }
 
