@@ -7,12 +7,14 @@ import Registry
 //
 //   manifest  manifest.json.
 //   config    registryd.json and a model policy file.
+//   pipeline  pipeline.json.
 //
 // The HTTP parser and the v2 codec have their own executable (registryd-fuzz), which links no
 // C library.
 
 let driver = FuzzDriver(program: "registryd-fuzz-registry", targets: [
     "manifest": { bytes in _ = try? Manifest.parse(file: "manifest.json", data: Data(bytes)) },
+    "pipeline": { bytes in _ = try? PipelineSpec.parse(file: "pipeline.json", data: Data(bytes)) },
     "config": { bytes in
         _ = try? DaemonConfig.parse(mainFile: "registryd.json", data: Data(bytes), base: URL(fileURLWithPath: "/etc/registry.d"))
         _ = try? ModelPolicy.parse(file: "models/m.json", data: Data(bytes), trustedKeys: ["k": String(repeating: "A", count: 43) + "="])

@@ -11,7 +11,7 @@ struct FuzzCorpusTests {
         ["http", "v2"].contains(target) ? "registryd-fuzz" : "registryd-fuzz-registry"
     }
 
-    @Test("every committed fuzz input is handled without a crash", arguments: ["http", "v2", "manifest", "config"])
+    @Test("every committed fuzz input is handled without a crash", arguments: ["http", "v2", "manifest", "config", "pipeline"])
     func replay(target: String) throws {
         let corpus = "\(repositoryRoot)/fuzz/corpus/\(target)"
         let files = try FileManager.default.contentsOfDirectory(atPath: corpus)

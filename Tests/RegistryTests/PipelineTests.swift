@@ -203,3 +203,42 @@ struct PipelineTests {
         #expect(report["output"] as? String == "group" && report["agreed_rows"] as? Int == agreed, "\(report)")
     }
 }
+
+extension PipelineTests {
+    @Test("/metrics has each step's time and the pipeline's own overhead")
+    func metrics() throws {
+        let (registry, reference) = try registry()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        for row in reference.inputs.prefix(5) {
+            #expect(try client.send("POST", "/v2/models/grouped/infer", body: body([row])).status == 200)
+        }
+        let text = String(decoding: try client.send("GET", "/metrics").body, as: UTF8.self)
+        #expect(text.contains(#"registryd_pipeline_step_seconds_count{model="grouped",version="1",step="router"} 5"#), "\(text.suffix(1500))")
+        #expect(text.contains(#"registryd_pipeline_step_seconds_count{model="grouped",version="1",step="classifier"} 5"#))
+        #expect(text.contains(#"registryd_pipeline_overhead_seconds_count{model="grouped",version="1"} 5"#))
+    }
+}
+
+extension PipelineTests {
+    @Test("moving a model's traffic to a version a live pipeline's step cannot use is refused naming the pipeline (promote, split, rollout, alias); promote --force does it and records it")
+    func breakingMoves() throws {
+        let (registry, _) = try registry()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        // A model with other inputs and outputs as 'mid' version 2.
+        try dropAtomically(root: registry.root, model: "mid", version: 2, bytes: modelBytes("identity_float.onnx"))
+        #expect(registry.waitForState("mid", 2, [.ready]) != nil)
+        let breakage = "model 'mid' version 2 has no input 'input', which step 'classifier' of pipeline 'grouped' version 1 feeds"
+        var (status, answer) = try client.json("POST", "/v1/models/mid/promote", #"{"version": 2, "reason": "try"}"#)
+        #expect(status == 409 && (answer["error"] as? String)?.contains("would break a pipeline: \(breakage); use --force") == true, "\(answer)")
+        (status, answer) = try client.json("PUT", "/v1/models/mid/split", #"{"weights": {"1": 90, "2": 10}}"#)
+        #expect(status == 409 && (answer["error"] as? String)?.contains(breakage) == true, "\(answer)")
+        (status, answer) = try client.json("POST", "/v1/models/mid/rollout", #"{"version": 2, "steps": [10, 100], "interval_seconds": 60}"#)
+        #expect(status == 409 && (answer["error"] as? String)?.contains(breakage) == true, "\(answer)")
+        #expect(registry.record("mid", 1)?.state == .live)
+
+        (status, answer) = try client.json("POST", "/v1/models/mid/promote", #"{"version": 2, "force": true, "reason": "on purpose"}"#)
+        #expect(status == 200, "\(answer)")
+        let event = try #require(try registry.daemon!.catalog.events(model: "mid", actions: ["promote"]).last)
+        #expect(event.draft.reason.hasPrefix("FORCED despite breaking a pipeline (\(breakage))"), "\(event.draft.reason)")
+    }
+}

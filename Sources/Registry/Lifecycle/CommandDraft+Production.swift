@@ -16,15 +16,25 @@ extension CommandDraft {
             throw RegistryError(.conflict, "model '\(model)' version \(version) is already production")
         }
         var outcome = CommandOutcome(version: version, previous: previous, message: "")
-        var eventReason = reason
+        // What --force overrides, each recorded in the event: a pipeline the version would
+        // break (named first), and production's clients whose inputs it would not take.
+        var overridden: [String] = []
+        if let breakage = pipelineBreakage(model: model, to: candidate, selector: .routed) {
+            guard force else {
+                throw RegistryError(.conflict, "model '\(model)' version \(version) would break a pipeline: \(breakage); use --force to promote anyway")
+            }
+            overridden.append("breaking a pipeline (\(breakage))")
+        }
         if let previous, previous != version, let current = state.loaded[VersionKey(model: model, version: previous)],
            let mismatch = SignatureCompatibility.mismatch(current: current.servable.signature.inputs, candidate: candidate.servable.signature.inputs) {
             guard force else {
                 throw RegistryError(.conflict, "model '\(model)' version \(version) is not compatible with production version \(previous): \(mismatch); use --force to promote anyway")
             }
-            outcome.forced = true
-            eventReason = "FORCED despite incompatible signature (\(mismatch))" + (reason.isEmpty ? "" : ": \(reason)")
+            overridden.append("incompatible signature (\(mismatch))")
         }
+        outcome.forced = !overridden.isEmpty
+        let eventReason = overridden.isEmpty ? reason
+            : "FORCED despite " + overridden.joined(separator: " and ") + (reason.isEmpty ? "" : ": \(reason)")
         supersedeRollout(model: model, actor: actor, by: "promote")
         endSplit(model: model, actor: actor, reason: "ended by the promotion of version \(version)")
         if state.shadows[model]?.version == version {
@@ -33,7 +43,10 @@ extension CommandDraft {
         reported = try makeProduction(key, actor: actor, reason: eventReason)
         outcome.message = previous.map { "model '\(model)': production is now version \(version) (was \($0))" }
             ?? "model '\(model)': production is now version \(version)"
-        if outcome.forced { outcome.message += "; forced despite an incompatible signature (recorded)" }
+        if outcome.forced {
+            let what = overridden.map { $0.hasPrefix("breaking") ? "breaking a pipeline" : "an incompatible signature" }
+            outcome.message += "; forced despite " + what.joined(separator: " and ") + " (recorded)"
+        }
         return outcome
     }
 
@@ -86,6 +99,9 @@ extension CommandDraft {
         if let current = state.records[key]?.state, !current.isServable && current != .retired {
             throw RegistryError(.conflict, "model '\(model)' version \(version) is \(current.rawValue); an alias must point at a version that can serve")
         }
+        if let candidate = state.loaded[key], let breakage = pipelineBreakage(model: model, to: candidate, selector: .alias(alias)) {
+            throw RegistryError(.conflict, "alias '\(alias)' of model '\(model)' cannot move to version \(version): it would break a pipeline: \(breakage)")
+        }
         reported = pointAlias(model: model, alias: alias, version: version, actor: actor, reason: reason)
         return CommandOutcome(version: version, previous: previous, message: "model '\(model)': alias '\(alias)' -> version \(version)")
     }
@@ -95,6 +111,15 @@ extension CommandDraft {
     mutating func admitLoaded(_ key: VersionKey, _ record: VersionRecord, _ version: LoadedVersion, outcome: AdmissionPolicy.Outcome,
                               hadProduction: Bool, event: EventDraft) throws(RegistryError) {
         install(key, version)
+        var outcome = outcome
+        var record = record
+        if outcome == .promote, hadProduction, let breakage = pipelineBreakage(model: key.model, to: version, selector: .routed) {
+            // The policy would move production under a pipeline that cannot use this version:
+            // it stays ready, saying why; an operator may still `promote --force`.
+            outcome = .ready
+            record.reason = "not made production by on_new_version=live: it would break a pipeline: \(breakage)"
+            log(.warning, "new version not made production: it would break a pipeline", [("model.name", key.model), ("model.version", String(key.version)), ("detail", breakage)])
+        }
         save(record, event: event)
         switch outcome {
         case .promote:

@@ -17,6 +17,9 @@ extension CommandDraft {
         if let active = state.rollouts[model], active.state.isActive {
             throw RegistryError(.conflict, "model '\(model)' already has a rollout of version \(active.version) (\(active.state.rawValue)); abort it first")
         }
+        if let breakage = pipelineBreakage(model: model, to: canary, selector: .routed) {
+            throw RegistryError(.conflict, "model '\(model)' version \(version) cannot be rolled out: it would break a pipeline: \(breakage)")
+        }
         if let mismatch = SignatureCompatibility.mismatch(current: current.servable.signature.inputs, candidate: canary.servable.signature.inputs) {
             throw RegistryError(.conflict, "model '\(model)' version \(version) is not compatible with production version \(baseline): \(mismatch)")
         }

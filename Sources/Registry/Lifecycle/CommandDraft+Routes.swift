@@ -17,8 +17,11 @@ extension CommandDraft {
         if let problem = TrafficSplit.validate(weights) { throw RegistryError(.invalidArgument, problem) }
         for version in weights.keys.sorted() {
             let key = try state.existingKey(model: model, version: version)
-            guard state.loaded[key] != nil else {
+            guard let candidate = state.loaded[key] else {
                 throw RegistryError(.conflict, "model '\(model)' version \(version) is \(state.records[key]!.state.rawValue), not loaded; a split needs loaded versions")
+            }
+            if weights[version]! > 0, let breakage = pipelineBreakage(model: model, to: candidate, selector: .routed) {
+                throw RegistryError(.conflict, "model '\(model)' version \(version) cannot take a share of the traffic: it would break a pipeline: \(breakage)")
             }
         }
         let description = RouteSpec.describe(weights)

@@ -105,6 +105,25 @@ public final class MetricsExporter: Sendable {
             out += "registryd_shadow_run_duration_seconds_sum\(labels(base)) \(r.shadowSeconds)\n"
             out += "registryd_shadow_run_duration_seconds_count\(labels(base)) \(r.runs)\n"
         }
+        // Pipelines: each step's time and the pipeline's own (its total minus its steps).
+        let pipelines = lifecycle.router.current.models.flatMap { _, routes in routes.versions.values }
+            .compactMap { $0.servable as? PipelineServable }.sorted { ($0.provenance.model, $0.provenance.version) < ($1.provenance.model, $1.provenance.version) }
+        if !pipelines.isEmpty {
+            family("registryd_pipeline_step_seconds", "summary", "Time in each step of a pipeline version (its model's run, routing included).")
+            for pipeline in pipelines {
+                guard let sums = pipeline.timings?.snapshot else { continue }
+                for (step, sum) in sums.steps.sorted(by: { $0.key < $1.key }) {
+                    let base = labels([("model", pipeline.provenance.model), ("version", String(pipeline.provenance.version)), ("step", step)])
+                    out += "registryd_pipeline_step_seconds_sum\(base) \(sum.seconds)\nregistryd_pipeline_step_seconds_count\(base) \(sum.count)\n"
+                }
+            }
+            family("registryd_pipeline_overhead_seconds", "summary", "A pipeline's own time per request: its total minus its steps (checking inputs, splitting and merging rows).")
+            for pipeline in pipelines {
+                guard let sum = pipeline.timings?.snapshot.overhead else { continue }
+                let base = labels([("model", pipeline.provenance.model), ("version", String(pipeline.provenance.version))])
+                out += "registryd_pipeline_overhead_seconds_sum\(base) \(sum.seconds)\nregistryd_pipeline_overhead_seconds_count\(base) \(sum.count)\n"
+            }
+        }
         if let counts = connections.withLock({ $0 })?() {
             family("registryd_http_connections", "gauge", "Open HTTP connections.")
             out += "registryd_http_connections \(counts.connections)\n"
