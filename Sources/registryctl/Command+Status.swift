@@ -97,6 +97,7 @@ extension Command {
                 for (label, tensors) in [("input", detail.inputs), ("output", detail.outputs)] {
                     for t in tensors ?? [] { rows.append([label, "\(t.name) \(t.datatype) [\(t.shape.map(String.init).joined(separator: ","))]"]) }
                 }
+                for step in detail.steps ?? [] { rows.append(["step", step.summary]) }
                 if let estimate = detail.memoryEstimateBytes {
                     rows.append(["memory", String(format: "estimate %.1f MiB, measured %@", Double(estimate) / 1_048_576,
                                                   detail.memoryMeasuredBytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } ?? "-")])

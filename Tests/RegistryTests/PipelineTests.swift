@@ -242,3 +242,29 @@ extension PipelineTests {
         #expect(event.draft.reason.hasPrefix("FORCED despite breaking a pipeline (\(breakage))"), "\(event.draft.reason)")
     }
 }
+
+extension PipelineTests {
+    @Test("registryctl show and the status page (rendered by Chromium) show a pipeline's steps")
+    func showsSteps() throws {
+        let (registry, _) = try registry()
+        let show = try runSeparately([RegistryctlTests.binary, "--socket", registry.config.controlSocket, "show", "grouped"], environment: ["PATH": "/usr/bin:/bin"])
+        #expect(show.status == 0, "\(show.stderr)")
+        #expect(show.stdout.contains("step        router: router (input=$request.image)"), "\(show.stdout)")
+        #expect(show.stdout.contains("step        classifier: switch on router.label: 0 -> low, 1 -> mid, 2 -> high (input=$request.image)"), "\(show.stdout)")
+
+        registry.stop()
+        registry.config.listen = "127.0.0.1:0"
+        registry.config.tcpStatusPage = true
+        try registry.start()
+        #expect(registry.waitForState("grouped", 1, [.live]) != nil)
+        #expect(registry.wait { registry.daemon!.router.current.models["grouped"]?.production != nil } != nil)
+        let port = try #require(registry.daemon!.tcpPort)
+        let profile = TempDirectory()
+        let dom = try runSeparately([StatusPageTests.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                     "--user-data-dir=\(profile.path)/chromium", "--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
+        #expect(dom.stdout.contains("data-loaded=\"true\""), "the page did not render: \(dom.stderr.suffix(500))")
+        #expect(dom.stdout.contains("data-steps=\"2\""), "\(dom.stdout.count) bytes")
+        #expect(dom.stdout.contains("data-step=\"classifier\"") && dom.stdout.contains("switch on router.label: 0 -&gt; low, 1 -&gt; mid, 2 -&gt; high"),
+                "\(dom.stdout.components(separatedBy: "Pipeline steps").dropFirst().first?.prefix(600) ?? "")")
+    }
+}

@@ -52,7 +52,8 @@ extension ControlAPI {
         return VersionDetail(model: model, info: versionInfo,
                              inputs: loaded.map { $0.servable.signature.inputs.map(ControlAPI.meta) },
                              outputs: loaded.map { $0.servable.signature.outputs.map(ControlAPI.meta) },
-                             manifest: record?.manifest, memoryEstimateBytes: loaded?.estimatedBytes, memoryMeasuredBytes: loaded?.measuredBytes)
+                             manifest: record?.manifest, memoryEstimateBytes: loaded?.estimatedBytes, memoryMeasuredBytes: loaded?.measuredBytes,
+                             steps: (loaded?.servable as? PipelineServable).map { ControlAPI.steps(of: $0.spec) })
     }
 
     /// Requests per minute and version over the last `minutes` (1...100000, default 60).
@@ -144,5 +145,21 @@ extension ControlAPI {
         if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.date(from: text)?.timeIntervalSince1970
+    }
+}
+
+extension ControlAPI {
+    /// A pipeline's steps as the control API shows them.
+    static func steps(of spec: PipelineSpec) -> [PipelineStepInfo] {
+        spec.steps.map { step in
+            let inputs = Dictionary(uniqueKeysWithValues: step.inputs.map { ($0.name, $0.source.description) })
+            switch step.target {
+            case .model(let ref):
+                return PipelineStepInfo(id: step.id, calls: [ref.description], switchOn: nil, inputs: inputs)
+            case .choose(let on, let cases, let fallback):
+                let calls = cases.keys.sorted().map { "\($0) -> \(cases[$0]!)" } + (fallback.map { ["default -> \($0)"] } ?? [])
+                return PipelineStepInfo(id: step.id, calls: calls, switchOn: on.description, inputs: inputs)
+            }
+        }
     }
 }

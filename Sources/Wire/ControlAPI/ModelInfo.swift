@@ -87,14 +87,17 @@ public struct VersionDetail: Codable, Sendable, Equatable {
     /// daemon's resident memory measured around the load. The budget counts the larger.
     public var memoryEstimateBytes: Int64?
     public var memoryMeasuredBytes: Int64?
+    /// A loaded pipeline's steps, in the order they run.
+    public var steps: [PipelineStepInfo]?
 
     enum CodingKeys: String, CodingKey {
-        case model, info, inputs, outputs, manifest
+        case model, info, inputs, outputs, manifest, steps
         case memoryEstimateBytes = "memory_estimate_bytes", memoryMeasuredBytes = "memory_measured_bytes"
     }
 
     public init(model: String, info: VersionInfo, inputs: [TensorMeta]?, outputs: [TensorMeta]?, manifest: String?,
-                memoryEstimateBytes: Int64? = nil, memoryMeasuredBytes: Int64? = nil) {
+                memoryEstimateBytes: Int64? = nil, memoryMeasuredBytes: Int64? = nil, steps: [PipelineStepInfo]? = nil) {
+        self.steps = steps
         self.model = model
         self.info = info
         self.inputs = inputs
@@ -102,6 +105,38 @@ public struct VersionDetail: Codable, Sendable, Equatable {
         self.manifest = manifest
         self.memoryEstimateBytes = memoryEstimateBytes
         self.memoryMeasuredBytes = memoryMeasuredBytes
+    }
+}
+
+/// One step of a pipeline: what it calls and what it feeds it.
+public struct PipelineStepInfo: Codable, Sendable, Equatable {
+    public var id: String
+    /// The model it calls (`name`, `name@7`, `name@alias`), or for a switch each case as
+    /// `value -> model` (and `default -> model`).
+    public var calls: [String]
+    /// For a switch: the `step.output` whose value picks the model.
+    public var switchOn: String?
+    /// Each model input and where it comes from (`$request.X` or `step.output`), by name.
+    public var inputs: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case id, calls, inputs
+        case switchOn = "switch"
+    }
+
+    public init(id: String, calls: [String], switchOn: String?, inputs: [String: String]) {
+        self.id = id
+        self.calls = calls
+        self.switchOn = switchOn
+        self.inputs = inputs
+    }
+
+    /// One line: `router: router (input=$request.image)`, or for a switch
+    /// `classifier: switch on router.label: 0 -> low, 1 -> mid (input=$request.image)`.
+    public var summary: String {
+        let feeds = inputs.keys.sorted().map { "\($0)=\(inputs[$0]!)" }.joined(separator: ", ")
+        let target = switchOn.map { "switch on \($0): " + calls.joined(separator: ", ") } ?? calls.joined(separator: ", ")
+        return "\(id): \(target) (\(feeds))"
     }
 }
 
