@@ -8,9 +8,9 @@ extension Command {
     static func promote() -> Command {
         Command(
             "promote", abstract: "Make VERSION the production version of MODEL.",
-            discussion: "The version must be ready and loaded, and take the same inputs (names, element types, ranks) as the\ncurrent production version; --force overrides the input check and is recorded. The previous\nproduction stays loaded for an instant rollback.",
+            discussion: "The version must be ready and loaded, take the same inputs (names, element types, ranks) as the\ncurrent production version, and keep what serving pipelines use of the model; --force overrides\nthese checks and is recorded. The previous production stays loaded for an instant rollback.",
             arguments: [ArgumentSpec(name: "model", help: "The model's name."), ArgumentSpec(name: "version", help: "The version to promote.")],
-            options: [OptionSpec(long: "force", help: "Promote even if the inputs differ from production's (recorded)."), reasonOption]
+            options: [OptionSpec(long: "force", help: "Promote even if the inputs differ from production's, or a pipeline breaks (recorded)."), reasonOption]
         ) { invocation, context in
             let version = try parseVersion(invocation.arguments[1], currentCommand!)
             let body = PromoteRequest(version: version, force: invocation.flag("force") ? true : nil, reason: invocation.option("reason"))
@@ -23,12 +23,13 @@ extension Command {
     static func rollback() -> Command {
         Command(
             "rollback", abstract: "Send MODEL's traffic back to its previous production version (or to --to VERSION).",
-            discussion: "A pointer swap when the target is still loaded; otherwise the target is re-verified and loaded first.",
+            discussion: "A pointer swap when the target is still loaded; otherwise the target is re-verified and loaded first.\nRefused when a serving pipeline cannot use the target; --force overrides that and is recorded.",
             arguments: [ArgumentSpec(name: "model", help: "The model's name.")],
-            options: [OptionSpec(long: "to", value: "version", help: "The version to go back to (default: the previous production)."), reasonOption]
+            options: [OptionSpec(long: "to", value: "version", help: "The version to go back to (default: the previous production)."),
+                      OptionSpec(long: "force", help: "Roll back even if a serving pipeline cannot use the target (recorded)."), reasonOption]
         ) { invocation, context in
             let to = try invocation.option("to").map { (text: String) throws(UsageError) -> Int in try parseVersion(text, currentCommand!) }
-            let body = RollbackRequest(to: to, reason: invocation.option("reason"))
+            let body = RollbackRequest(to: to, force: invocation.flag("force") ? true : nil, reason: invocation.option("reason"))
             let (result, raw) = try context.client.call(ControlEndpoints.rollback, [.model: invocation.arguments[0]], body: body)
             context.show(raw) { describe(result) }
         }

@@ -220,7 +220,7 @@ extension PipelineTests {
 }
 
 extension PipelineTests {
-    @Test("moving a model's traffic to a version a live pipeline's step cannot use is refused naming the pipeline (promote, split, rollout, alias); promote --force does it and records it")
+    @Test("moving a model's traffic to a version a live pipeline's step cannot use is refused naming the pipeline (promote, split, rollout, rollback); --force does it and records it")
     func breakingMoves() throws {
         let (registry, _) = try registry()
         let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
@@ -240,6 +240,15 @@ extension PipelineTests {
         #expect(status == 200, "\(answer)")
         let event = try #require(try registry.daemon!.catalog.events(model: "mid", actions: ["promote"]).last)
         #expect(event.draft.reason.hasPrefix("FORCED despite breaking a pipeline (\(breakage))"), "\(event.draft.reason)")
+
+        // Back to version 1 (production's clients change inputs again: forced), then a rollback
+        // to version 2 is refused for the pipeline's sake, unless forced too.
+        (status, answer) = try client.json("POST", "/v1/models/mid/promote", #"{"version": 1, "force": true}"#)
+        #expect(status == 200, "\(answer)")
+        (status, answer) = try client.json("POST", "/v1/models/mid/rollback", #"{"reason": "again"}"#)
+        #expect(status == 409 && (answer["error"] as? String)?.contains("would break a pipeline: \(breakage); use --force to roll back anyway") == true, "\(answer)")
+        (status, answer) = try client.json("POST", "/v1/models/mid/rollback", #"{"force": true, "reason": "again"}"#)
+        #expect(status == 200 && (answer["message"] as? String)?.hasSuffix("forced despite breaking a pipeline (recorded)") == true, "\(answer)")
     }
 }
 

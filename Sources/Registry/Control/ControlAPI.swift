@@ -121,7 +121,7 @@ public struct ControlAPI: Sendable {
             }
         case .rollback:
             return try serve(ControlEndpoints.rollback, request) { body throws(RegistryError) in
-                result("rollback", try lifecycle.rollback(model: parameters[required: .model], to: body.to, actor: actor, reason: body.reason ?? ""))
+                result("rollback", try lifecycle.rollback(model: parameters[required: .model], to: body.to, force: body.force ?? false, actor: actor, reason: body.reason ?? ""))
             }
         case .setAlias:
             return try serve(ControlEndpoints.setAlias, request) { body throws(RegistryError) in

@@ -52,19 +52,28 @@ extension CommandDraft {
 
     /// The switch of a rollback whose target is loaded: the rollout and the split give way, and
     /// production moves. `current` is the production the command found when it started.
-    mutating func rollback(to key: VersionKey, loadedFirst: Bool, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
+    mutating func rollback(to key: VersionKey, loadedFirst: Bool, force: Bool, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
         // Checked again: another command may have moved production while the target loaded.
         let (checked, current) = try state.rollbackTarget(model: key.model, to: key.version)
-        guard state.loaded[checked] != nil else {
+        guard let target = state.loaded[checked] else {
             throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) was unloaded while it was being loaded for the rollback; retry")
         }
         var outcome = CommandOutcome(version: key.version, previous: current, message: "")
         outcome.loadedFirst = loadedFirst
+        var reason = reason
+        if let breakage = pipelineBreakage(model: key.model, to: target, selector: .routed) {
+            guard force else {
+                throw RegistryError(.conflict, "model '\(key.model)' version \(key.version) would break a pipeline: \(breakage); use --force to roll back anyway")
+            }
+            outcome.forced = true
+            reason = "FORCED despite breaking a pipeline (\(breakage))" + (reason.isEmpty ? "" : ": \(reason)")
+        }
         supersedeRollout(model: key.model, actor: actor, by: "rollback")
         endSplit(model: key.model, actor: actor, reason: "ended by a rollback to version \(key.version)")
         reported = try makeProduction(key, actor: actor, reason: reason, action: "rollback")
         outcome.message = "model '\(key.model)': rolled back to version \(key.version) (was \(current))"
             + (loadedFirst ? "; version \(key.version) was not loaded and was loaded first" : "")
+            + (outcome.forced ? "; forced despite breaking a pipeline (recorded)" : "")
         return outcome
     }
 

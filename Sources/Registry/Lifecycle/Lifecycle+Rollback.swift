@@ -8,7 +8,7 @@ extension Lifecycle {
     /// Points production back at `target`, or at the previous production. A pointer swap when
     /// the target is still loaded; otherwise it is re-hashed and loaded first, and the outcome
     /// says so.
-    public func rollback(model: String, to target: Int?, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
+    public func rollback(model: String, to target: Int?, force: Bool = false, actor: String, reason: String) throws(RegistryError) -> CommandOutcome {
         // The target is chosen and, when it is not loaded, its load started in one turn of the
         // queue: no other command can load or promote it in between.
         let (key, wait) = try onQueue { () throws(RegistryError) -> (Key, RollbackLoad?) in
@@ -33,7 +33,7 @@ extension Lifecycle {
             }
         }
         return try outcome("rollback") { draft throws(RegistryError) in
-            try draft.rollback(to: key, loadedFirst: wait != nil, actor: actor, reason: reason)
+            try draft.rollback(to: key, loadedFirst: wait != nil, force: force, actor: actor, reason: reason)
         }
     }
 

@@ -25,16 +25,19 @@ public struct PromoteRequest: RequestBody, Equatable {
 public struct RollbackRequest: RequestBody, Equatable {
     /// The version to go back to; the previous production when absent.
     public var to: Int?
+    /// Roll back even if a serving pipeline cannot use the version (recorded in the event).
+    public var force: Bool?
     public var reason: String?
 
     public static let keys = Set(CodingKeys.allCases.map(\.stringValue))
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case to, reason
+        case to, force, reason
     }
 
-    public init(to: Int? = nil, reason: String? = nil) {
+    public init(to: Int? = nil, force: Bool? = nil, reason: String? = nil) {
         self.to = to
+        self.force = force
         self.reason = reason
     }
 }
