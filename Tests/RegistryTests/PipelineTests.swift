@@ -277,3 +277,25 @@ extension PipelineTests {
                 "\(dom.stdout.components(separatedBy: "Pipeline steps").dropFirst().first?.prefix(600) ?? "")")
     }
 }
+
+extension PipelineTests {
+    @Test("a step whose model has nothing serving at request time answers 503 naming the pipeline and the step")
+    func stepUnavailable() throws {
+        let (registry, reference) = try registry()
+        let client = try HTTPTestClient(unixPath: registry.config.controlSocket)
+        var (status, answer) = try client.json("PUT", "/v1/models/low/aliases/candidate", #"{"version": 1}"#)
+        #expect(status == 200, "\(answer)")
+        try registry.makeModelDirectory("by-alias")
+        try drop(registry, "by-alias", 1, #"{"steps": [{"id": "classify", "model": "low@candidate", "inputs": {"input": "$request.image"}}], "outputs": {"label": "classify.label"}}"#)
+        #expect(registry.waitForState("by-alias", 1, [.live]) != nil, "\(registry.record("by-alias", 1)?.reason ?? "")")
+        let request = body([reference.inputs[0]], outputs: #"[{"name":"label"}]"#)
+        #expect(try client.send("POST", "/v2/models/by-alias/infer", body: request).status == 200)
+
+        (status, answer) = try client.json("DELETE", "/v1/models/low/aliases/candidate", #"{"reason": "gone"}"#)
+        #expect(status == 200, "\(answer)")
+        let response = try client.send("POST", "/v2/models/by-alias/infer", body: request)
+        let text = String(decoding: response.body, as: UTF8.self)
+        #expect(response.status == 503, "\(text)")
+        #expect(text.contains("model 'by-alias' version 1, step 'classify': model 'low' has no alias 'candidate'"), "\(text)")
+    }
+}
