@@ -25,6 +25,8 @@ struct PipelineTests {
     /// The five fixture models (router, router-b, low, mid, high) and pipeline `grouped` version 1.
     func registry(pipelinePolicy: ModelPolicy? = nil) throws -> (TestRegistry, DigitsPipelineFixtureTests.Reference) {
         let registry = TestRegistry(policies: pipelinePolicy.map { ["grouped": $0] } ?? [:])
+        // The agreement figure counts every mirror: a queue that holds them all, no CPU budget.
+        registry.config.shadowQueueSize = 1024
         registry.config.shadowCPUPercent = 100
         registry.config.shadowMinSpareCPUPercent = 0
         for (fixture, model) in DigitsPipelineFixtureTests.models.sorted(by: { $0.key < $1.key }) {
@@ -297,5 +299,25 @@ extension PipelineTests {
         let text = String(decoding: response.body, as: UTF8.self)
         #expect(response.status == 503, "\(text)")
         #expect(text.contains("model 'by-alias' version 1, step 'classify': model 'low' has no alias 'candidate'"), "\(text)")
+    }
+}
+
+extension PipelineTests {
+    @Test("a pipeline may call a pipeline: the inner one's steps are listed under the outer step")
+    func nested() throws {
+        let (registry, reference) = try registry()
+        try registry.makeModelDirectory("outer")
+        try drop(registry, "outer", 1, #"{"steps": [{"id": "inner", "model": "grouped", "inputs": {"image": "$request.pixels"}}], "outputs": {"digit": "inner.label"}}"#)
+        #expect(registry.waitForState("outer", 1, [.live]) != nil, "\(registry.record("outer", 1)?.reason ?? "")")
+        let rows = Array(reference.inputs.prefix(12))
+        let request = Array(#"{"inputs":[{"name":"pixels","datatype":"UINT8","shape":[\#(rows.count),64],"data":\#(rows)}]}"#.utf8)
+        let response = try HTTPTestClient(unixPath: registry.config.controlSocket).send("POST", "/v2/models/outer/infer", body: request)
+        #expect(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
+        let object = try json(response)
+        #expect((output(object, "digit") as? [NSNumber])?.map(\.intValue) == Array(reference.label["router"]!.prefix(12)))
+        let steps = try #require((object["parameters"] as? [String: Any])?["steps"] as? String)
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(steps.utf8)) as? [[String: Any]])
+        #expect(list.first?["step"] as? String == "inner" && list.first?["model"] as? String == "grouped", "\(list)")
+        #expect(list.dropFirst().allSatisfy { ($0["step"] as? String)?.hasPrefix("inner/") == true } && list.count >= 3, "\(list)")
     }
 }

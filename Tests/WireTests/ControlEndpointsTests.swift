@@ -68,7 +68,7 @@ struct ControlEndpointsTests {
     @Test("a request body's accepted keys are its coding keys; the bodies the daemon does not read accept anything")
     func bodyKeys() throws {
         #expect(PromoteRequest.keys == ["version", "force", "reason"])
-        #expect(RollbackRequest.keys == ["to", "reason"])
+        #expect(RollbackRequest.keys == ["to", "force", "reason"])
         #expect(AliasRequest.keys == ["version", "reason"])
         #expect(SplitRequest.keys == ["weights", "reason"])
         #expect(ShadowRequest.keys == ["version", "percent", "reason"])
