@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // registryd: no package dependencies. Only the Swift toolchain and three system libraries
-// (SQLite, OpenSSL libcrypto, ONNX Runtime), each reached through one C module below.
+// (SQLite, OpenSSL's libcrypto and libssl, ONNX Runtime), each reached through one C module below.
 // `scripts/setup.sh` installs the libraries and their pkg-config files.
 import PackageDescription
 
@@ -18,7 +18,7 @@ let package = Package(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(
-            name: "COpenSSL", pkgConfig: "libcrypto",
+            name: "COpenSSL", pkgConfig: "libssl",
             providers: [.apt(["libssl-dev"])]),
         // Linux system calls Glibc leaves out (epoll, eventfd, accept4); header only.
         .systemLibrary(name: "CLinux"),

@@ -91,7 +91,17 @@ do {
 }
 
 if checkOnly {
-    print("configuration OK: \(configDirectory) (model root \(config.modelRoot), catalog \(config.database), \(config.policies.count) model policies)")
+    var tls = ""
+    if let files = config.tlsFiles {
+        // The certificate files are checked as a start would check them (the exit code is a start's).
+        do {
+            let certificate = try files.check()
+            tls = ", TLS certificate \(certificate.subject) valid until \(Date(timeIntervalSince1970: TimeInterval(certificate.notAfter)))"
+        } catch {
+            fail("\(error)", code: 78)
+        }
+    }
+    print("configuration OK: \(configDirectory) (model root \(config.modelRoot), catalog \(config.database), \(config.policies.count) model policies\(tls))")
     exit(0)
 }
 
@@ -149,6 +159,7 @@ do {
 log.notice("registryd ready", [
     "control_socket": config.controlSocket,
     "listen": daemon.tcpPort.map { port in (config.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "") + ":\(port)" } ?? "off",
+    "tls": config.tlsFiles.map { $0.clientCA == nil ? "on" : "mutual" } ?? "off",
     "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
 ])
 
