@@ -257,7 +257,8 @@ public final class HTTPServer: @unchecked Sendable {
             case .write, .waitForWritable:
                 action = flush(connection, action)
             case .handle(let request):
-                if connection.peer.certificateSubject == nil, let subject = connection.transport.peerSubject {
+                // The handshake is over before the first request; its subject does not change.
+                if connection.machine.answered == 0, let subject = connection.transport.peerSubject {
                     connection.peer.certificateSubject = subject
                 }
                 connections.beginRequest()

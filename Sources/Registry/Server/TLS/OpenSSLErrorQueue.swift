@@ -8,9 +8,11 @@ import COpenSSL
 enum OpenSSLErrorQueue {
     /// Empties the calling thread's queue. SSL_get_error(3): "The current thread's error queue
     /// must be empty before the TLS/SSL I/O operation is attempted, or SSL_get_error() will not
-    /// work reliably"; every TLS call in the server clears it first.
+    /// work reliably"; every TLS call in the server clears it first. It is almost always empty
+    /// already, and a peek costs less than `ERR_clear_error`'s pass over every slot (which was
+    /// the largest of OpenSSL's own entries in the server's profile at concurrency 64).
     static func clear() {
-        ERR_clear_error()
+        if ERR_peek_error() != 0 { ERR_clear_error() }
     }
 
     /// The queued errors, oldest first; the queue is empty afterwards.

@@ -32,10 +32,12 @@ final class TLSContext: @unchecked Sendable {
     let requiresClientCertificate: Bool
 
     /// TLS 1.2's cipher list: ECDHE key exchange with AEAD ciphers only (the "intermediate"
-    /// profile of Mozilla's server-side TLS guidelines). TLS 1.3's suites are OpenSSL's
-    /// defaults, all AEAD.
+    /// profile of Mozilla's server-side TLS guidelines).
     static let tls12Ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
         + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+    /// TLS 1.3's suites (all AEAD), in the same profile's order: AES-128-GCM first, which costs
+    /// fewer rounds per record than OpenSSL's default first choice, AES-256-GCM.
+    static let tls13Suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
     /// Names this server's sessions, so that a session is resumed only here; OpenSSL refuses to
     /// resume without one when client certificates are verified (SSL_CTX_set_session_id_context(3)).
     private static let sessionContext = Array("registryd".utf8)
@@ -71,7 +73,7 @@ final class TLSContext: @unchecked Sendable {
     /// Versions, ciphers, modes, resumption and ALPN: the same for every context.
     private static func configureProtocol(_ context: OpaquePointer) throws(RegistryError) {
         guard registryd_SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) == 1,
-              SSL_CTX_set_cipher_list(context, tls12Ciphers) == 1 else {
+              SSL_CTX_set_cipher_list(context, tls12Ciphers) == 1, SSL_CTX_set_ciphersuites(context, tls13Suites) == 1 else {
             throw RegistryError(.system, "cannot configure tls versions and ciphers: \(OpenSSLErrorQueue.message())")
         }
         // No renegotiation (a client could make the server redo handshakes at will), the

@@ -40,6 +40,9 @@ final class TLSTransport: Transport {
         var needsWritable = false
         /// The reaper shut the read side: the request timeout passed.
         var timedOut = false
+        /// A handshake step has run (the client sent something, or left): a connection closed
+        /// before that (refused at the cap, closed by the stop) is no failed handshake.
+        var attempted = false
         /// The client certificate's subject, once the handshake has completed with one.
         var peerSubject: String?
 
@@ -55,11 +58,8 @@ final class TLSTransport: Transport {
         OpenSSLErrorQueue.clear()
         guard let ssl = SSL_new(context.pointer) else { return nil }
         // Owned by `session` from here: freed by its deinit on every path.
-        var session = Session(ssl: ssl)
-        guard SSL_set_fd(ssl, descriptor) == 1 else {
-            session.finished = true
-            return nil
-        }
+        let session = Session(ssl: ssl)
+        guard SSL_set_fd(ssl, descriptor) == 1 else { return nil }
         SSL_set_accept_state(ssl)
         self.descriptor = descriptor
         self.peerAddress = peerAddress
@@ -102,6 +102,7 @@ final class TLSTransport: Transport {
     /// One step of the server's handshake. On failure the session is finished; plain HTTP is
     /// answered in plain text first.
     private func handshake(_ ssl: OpaquePointer, _ session: inout Session) -> HandshakeStep {
+        session.attempted = true
         OpenSSLErrorQueue.clear()
         let outcome = SSL_do_handshake(ssl)
         if outcome == 1 {
@@ -236,8 +237,8 @@ final class TLSTransport: Transport {
     }
 
     /// Sends close_notify when the session is healthy (one try: a client that does not read
-    /// will not get it), frees the session and closes the socket. A handshake that never
-    /// completed and was not counted yet (its client left, or the stop closed it) counts now.
+    /// will not get it), frees the session and closes the socket. A handshake that started but
+    /// neither completed nor failed yet (the stop closed it) counts now.
     func close() {
         let abandoned: TLSMetrics.FailureReason? = session.withLock { session in
             guard let ssl = session.ssl else { return nil }
@@ -251,7 +252,7 @@ final class TLSTransport: Transport {
                 OpenSSLErrorQueue.clear()
                 return nil
             }
-            return session.established || session.finished ? nil : (session.timedOut ? .timeout : .closed)
+            return session.established || session.finished || !session.attempted ? nil : (session.timedOut ? .timeout : .closed)
         }
         _ = Glibc.close(descriptor)
         if let abandoned { metrics.handshakeFailed(abandoned, peer: peerAddress, detail: "no complete handshake", log: log) }
