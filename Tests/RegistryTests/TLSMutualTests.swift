@@ -33,6 +33,7 @@ struct TLSMutualTests {
         #expect((metricValue(metrics, #"registryd_tls_handshake_failures_total{reason="no_client_certificate"}"#) ?? 0) >= 2, "\(metrics)")
         #expect(metricValue(metrics, #"registryd_tls_handshake_failures_total{reason="bad_client_certificate"}"#) == 1, "\(metrics)")
         #expect(registry.lines.all.contains { $0.contains("tls handshake failed") && $0.contains("reason=bad_client_certificate") })
+        #expect(registry.lines.all.contains { $0.contains("tls client certificate accepted") && $0.contains("subject=\"CN=client-a,O=registryd tests\"") })
     }
 
     @Test("the accepted client's certificate subject is who the server's handler is told the peer is (the actor of what it does)")

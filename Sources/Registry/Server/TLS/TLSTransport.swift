@@ -108,7 +108,11 @@ final class TLSTransport: Transport {
         if outcome == 1 {
             session.established = true
             session.needsWritable = false
-            if let certificate = SSL_get0_peer_certificate(ssl) { session.peerSubject = CertificateFacts.subject(of: certificate) }
+            if let certificate = SSL_get0_peer_certificate(ssl), let subject = CertificateFacts.subject(of: certificate) {
+                session.peerSubject = subject
+                // Who connected, for an operator who asks (TCP runs no command that records an actor yet).
+                log.debug("tls client certificate accepted", ["subject": subject, "peer": peerAddress])
+            }
             metrics.handshakeCompleted(resumed: SSL_session_reused(ssl) == 1)
             return .done
         }
