@@ -16,8 +16,8 @@ SIGNALS:
                         wait for a model load in progress (10 s at most; an unfinished one is
                         admitted again at the next start), flush statistics, close the
                         catalog, exit 0.
-  SIGHUP                Re-read the configuration. A bad edit is refused with the reason in the
-                        log, and the configuration in force stays.
+  SIGHUP                Re-read the configuration and the TLS certificate files. A bad edit is
+                        refused with the reason in the log, and the configuration in force stays.
 
 Under systemd (Type=notify) it reports READY=1 once its models are loaded, RELOADING=1 and
 READY=1 around a reload, and STOPPING=1 on SIGTERM, over $NOTIFY_SOCKET.
