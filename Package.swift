@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // registryd: no package dependencies. Only the Swift toolchain and three system libraries
-// (SQLite, OpenSSL libcrypto, ONNX Runtime), each reached through one C module below.
+// (SQLite, OpenSSL's libcrypto and libssl, ONNX Runtime), each reached through one C module below.
 // `scripts/setup.sh` installs the libraries and their pkg-config files.
 import PackageDescription
 
@@ -18,7 +18,11 @@ let package = Package(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(
-            name: "COpenSSL", pkgConfig: "libcrypto",
+            name: "COpenSSL", pkgConfig: "libssl",
+            providers: [.apt(["libssl-dev"])]),
+        // TLS clients for the load generator (registryd-bench) only: the daemon's OpenSSL is COpenSSL.
+        .systemLibrary(
+            name: "CBenchOpenSSL", pkgConfig: "libssl",
             providers: [.apt(["libssl-dev"])]),
         // Linux system calls Glibc leaves out (epoll, eventfd, accept4); header only.
         .systemLibrary(name: "CLinux"),
@@ -44,8 +48,9 @@ let package = Package(
                 resources: [.embedInCode("Control/StatusPage.html"), .embedInCode("Catalog/schema.sql")]),
         .executableTarget(name: "registryd", dependencies: ["Registry", "Wire"]),
         .executableTarget(name: "registryctl", dependencies: ["Wire"]),
-        // The benchmarks' measuring tools (the in-process floor, a load generator): bench/run.
-        .executableTarget(name: "registryd-bench", dependencies: ["Runtime", "Wire"]),
+        // The benchmarks' measuring tools (the in-process floor, a load generator over HTTP and HTTPS,
+        // new connections per second): bench/run, bench/tls.py.
+        .executableTarget(name: "registryd-bench", dependencies: ["Runtime", "Wire", "CBenchOpenSSL"]),
         // Fuzz targets for the parsers (scripts/fuzz): a corpus replayer in normal builds,
         // libFuzzer-driven when built with -sanitize=fuzzer and -D FUZZING. The network's
         // parsers (HTTP, v2) link no C library; manifests and configuration need Registry.

@@ -46,7 +46,8 @@ stamp="$stamp_dir/$(cat "$0" "$here/scripts/requirements.txt" "$here/scripts/req
   "$here/examples/python-backend/requirements.txt" | sha256sum | cut -c1-16)"
 if [ $force = 0 ] && [ -f "$stamp" ] && [ -x "$here/.venv/bin/python" ] && [ -x "$here/.venv-clients/bin/python" ] \
    && [ -x "$here/.venv-example/bin/python" ] \
-   && pkg-config --exists libonnxruntime sqlite3 libcrypto 2>/dev/null \
+   && pkg-config --exists libonnxruntime sqlite3 libcrypto libssl 2>/dev/null \
+   && command -v openssl >/dev/null && command -v curl >/dev/null \
    && ldconfig -p | grep -q 'libonnxruntime.so.1 ' && command -v promtool >/dev/null \
    && command -v make >/dev/null && command -v systemd-analyze >/dev/null && command -v chromium >/dev/null; then
   exit 0
@@ -57,12 +58,13 @@ say "installing Debian packages"
 apt-get update -q >/dev/null || die "apt-get update failed"
 apt-get install -y -q --no-install-recommends \
   libsqlite3-dev libssl-dev pkg-config sqlite3 python3 python3-venv python3-pip \
-  ca-certificates util-linux prometheus make systemd chromium fonts-dejavu-core >/dev/null \
+  ca-certificates util-linux prometheus make systemd chromium fonts-dejavu-core openssl curl >/dev/null \
   || die "apt-get install of the build and test dependencies failed"
 # prometheus brings promtool, which the metrics test uses to check /metrics; its own service
 # is not needed (and does not start without systemd). make runs `make install` (the install
 # test stages it into a temporary DESTDIR); systemd brings systemd-analyze, which checks the
-# unit file; chromium (headless) renders the status page in the browser test.
+# unit file; chromium (headless) renders the status page in the browser test. openssl makes the
+# TLS tests' certificates and probes the listener (s_client), curl is one of their HTTPS clients.
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -66,13 +66,14 @@ public final class Daemon: Sendable {
         // The control API reaches `reload` through this box, filled once `self` exists.
         let reloader = Reloader()
         let metrics = MetricsExporter(stats: lifecycle.stats, lifecycle: lifecycle)
+        let tlsMetrics = TLSMetrics()
         let endpoints = Endpoints(
             control: ControlAPI(lifecycle: lifecycle, catalog: catalog, config: config, startedAt: clock.now(),
                                 reload: { actor throws(RegistryError) in try reloader.run(actor) }),
             inference: InferenceAPI(router: router, service: predictions, isReady: { started.value }),
-            metrics: metrics, tcpStatusPage: config.tcpStatusPage)
+            metrics: metrics, tcpStatusPage: config.tcpStatusPage, tlsMetrics: tlsMetrics)
         do {
-            server = try HTTPServer(configuration: serverConfiguration, log: log) { request, peer in
+            server = try HTTPServer(configuration: serverConfiguration, log: log, tlsMetrics: tlsMetrics) { request, peer in
                 endpoints.handle(request, peer: peer)
             }
         } catch {
@@ -108,6 +109,14 @@ public final class Daemon: Sendable {
             throw RegistryError(error.code, "configuration reload refused, the configuration in force stays: \(error.message)")
         }
         let plan = ConfigReload(current: lifecycle.config, proposed: proposed)
+        do {
+            // The certificate files are re-read on every reload (rotation by SIGHUP), and refuse
+            // the whole reload when they do not load, like an error in the files.
+            try server.reloadTLS(plan.applied.tlsFiles)
+        } catch {
+            _ = try? catalog.append(EventDraft(actor: actor, action: "reload", after: "refused", reason: error.message))
+            throw RegistryError(error.code, "configuration reload refused, the configuration in force stays: \(error.message)")
+        }
         lifecycle.apply(plan.applied)
         log.configure(level: plan.applied.logLevel, format: plan.applied.logFormat)
         let summary = (plan.changed.isEmpty ? "no change in force" : "in force: " + plan.changed.joined(separator: ","))
@@ -160,7 +169,11 @@ public final class Daemon: Sendable {
         }
         _ = Socket.raiseOpenFileLimit()
         try server.listenUnix(path: config.controlSocket, mode: config.controlSocketMode, group: config.controlSocketGroup)
-        if let listen = config.listen { try server.listenTCP(listen) }
+        if let listen = config.listen {
+            try server.listenTCP(listen, tls: config.tlsFiles)
+        } else if config.tlsFiles != nil {
+            throw RegistryError(.invalidConfiguration, "tls_certificate is set but 'listen' is not: TLS applies to the TCP listener")
+        }
         // Serve health and the control API while models load; /v2/health/ready says 503 until then.
         server.start()
         do {

@@ -8,12 +8,16 @@ import Wire
 //   registryd-bench floor --model FILE [--threads N] [--runs K]
 //       The floor: the Runtime module calling ONNX Runtime's Run in-process, batch 1, inputs
 //       made once (like a server that has already decoded them). Prints JSON: p50/p99/mean in µs.
-//   registryd-bench load (--unix PATH | --tcp HOST:PORT) --target PATH --body FILE
+//   registryd-bench load (--unix PATH | --tcp HOST:PORT [--tls-ca FILE]) --target PATH --body FILE
 //                        [--header NAME:VALUE]... [--concurrency N] [--threads T] [--seconds S] [--warmup S]
 //       A bounded closed-loop load generator: N keep-alive connections on T event-loop threads
 //       (default 1), each connection sending the next request as soon as the previous answer is
-//       complete, for S seconds after S of warm-up.
+//       complete, for S seconds after S of warm-up; in HTTPS with --tls-ca (the server's CA).
 //       Prints JSON: requests, errors, throughput, p50/p99 in µs.
+//   registryd-bench connect --tcp HOST:PORT [--tls-ca FILE [--resume yes]] [--target PATH]
+//                           [--concurrency N] [--seconds S] [--warmup S]
+//       New connections per second: N threads each connecting, (handshaking, resuming the last
+//       session with --resume yes), sending one GET and closing, in a loop (ConnectionRate.swift).
 //
 // It measures and prints; it judges nothing (bench/run compares and writes BENCHMARKS.md).
 
@@ -134,87 +138,8 @@ struct LoadConnection {
     var inbox = ResponseReader()
     /// When a failed connect may be tried again (0: now).
     var retryAt: UInt64 = 0
-}
-
-/// Reads one HTTP/1.1 response with a `Content-Length` body out of the bytes received so far,
-/// without building strings or dictionaries: the load generator must cost the server it
-/// measures as little CPU as it can, since they share the machine's cores. It reads what a
-/// closed-loop client needs (status, body length, `Connection: close`) and refuses what it does
-/// not support (chunked or unbounded bodies) with an error, rather than guess.
-struct ResponseReader {
-    private(set) var bytes: [UInt8] = Array(repeating: 0, count: 1 << 16)
-    private(set) var filled = 0
-    private var scanned = 0
-    private var headEnd = -1
-    private(set) var status = 0
-    private var total = -1
-    private(set) var closes = false
-
-    enum Outcome { case needMore, complete, malformed(String) }
-
-    mutating func reset() {
-        filled = 0; scanned = 0; headEnd = -1; status = 0; total = -1; closes = false
-    }
-
-    /// Room for the next `recv`, growing the buffer when it is full.
-    mutating func withFreeSpace(_ body: (UnsafeMutableRawPointer, Int) -> Int) -> Int {
-        if filled == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
-        let n = bytes.withUnsafeMutableBytes { body($0.baseAddress! + filled, $0.count - filled) }
-        if n > 0 { filled += n }
-        return n
-    }
-
-    /// The response's first bytes of body, for an error message.
-    var bodyPrefix: String {
-        guard headEnd >= 0 else { return String(decoding: bytes[0..<min(filled, 200)], as: UTF8.self) }
-        return String(decoding: bytes[headEnd..<min(filled, headEnd + 200)], as: UTF8.self)
-    }
-
-    mutating func parse() -> Outcome {
-        if headEnd < 0 {
-            var i = max(scanned, 3)
-            while i < filled {
-                if bytes[i] == 10 && bytes[i - 1] == 13 && bytes[i - 2] == 10 && bytes[i - 3] == 13 { break }
-                i += 1
-            }
-            guard i < filled else {
-                scanned = filled
-                return filled > 64 << 10 ? .malformed("response head over 64 KiB") : .needMore
-            }
-            headEnd = i + 1
-            guard filled >= 12, bytes[0..<7].elementsEqual("HTTP/1.".utf8) else { return .malformed("malformed status line") }
-            status = bytes[9..<12].reduce(0) { $0 * 10 + Int($1) - 48 }
-            var length = -1
-            var line = 0
-            while let next = bytes[line..<headEnd].firstIndex(of: 10), next + 1 < headEnd {
-                line = next + 1
-                if let value = headerValue(from: line, named: "content-length") {
-                    length = value.reduce(0) { $0 * 10 + Int($1) - 48 }
-                    guard value.allSatisfy({ (48...57).contains($0) }), !value.isEmpty else { return .malformed("malformed Content-Length") }
-                } else if let value = headerValue(from: line, named: "connection") {
-                    closes = value.count == 5 && value.map({ $0 | 0x20 }).elementsEqual("close".utf8)
-                } else if headerValue(from: line, named: "transfer-encoding") != nil {
-                    return .malformed("chunked or encoded bodies are not supported by the load generator")
-                }
-            }
-            guard length >= 0 else { return .malformed("response without Content-Length") }
-            total = headEnd + length
-        }
-        if filled < total { return .needMore }
-        return filled == total ? .complete : .malformed("bytes after the response")
-    }
-
-    /// The value of the header line at `start` when its name is `name` (lowercase), spaces trimmed.
-    private func headerValue(from start: Int, named name: String) -> ArraySlice<UInt8>? {
-        let name = name.utf8
-        guard start + name.count < headEnd, bytes[start + name.count] == UInt8(ascii: ":") else { return nil }
-        for (offset, expected) in name.enumerated() where bytes[start + offset] | 0x20 != expected { return nil }
-        var from = start + name.count + 1
-        var to = bytes[from..<headEnd].firstIndex(of: 13) ?? headEnd
-        while from < to && bytes[from] == 32 { from += 1 }
-        while to > from && bytes[to - 1] == 32 { to -= 1 }
-        return bytes[from..<to]
-    }
+    /// The TLS session over `fd` (HTTPS), nil for plain HTTP.
+    var tls: TLSClientSession?
 }
 
 /// What one event loop measured.
@@ -228,13 +153,17 @@ struct LoopResult {
 /// connection's next request as soon as its answer is complete. One thread serves many
 /// connections, so at concurrency 64 the generator does not add 64 threads' wake-ups to the
 /// cores the server needs (the thread-per-connection generator it replaced did).
-func runLoop(endpoint: Endpoint, request: [UInt8], count: Int, measureFrom: UInt64, end: UInt64) -> LoopResult {
+///
+/// With `tls`, each connection does its handshake when it connects (blocking, before its first
+/// request is timed) and then speaks HTTPS.
+func runLoop(endpoint: Endpoint, tls: TLSClientContext?, request: [UInt8], count: Int, measureFrom: UInt64, end: UInt64) -> LoopResult {
     var result = LoopResult()
     var connections = Array(repeating: LoadConnection(), count: count)
     var polls = Array(repeating: pollfd(fd: -1, events: 0, revents: 0), count: count)
     func fail(_ index: Int, _ why: String) {
         if connections[index].started >= measureFrom { result.errors += 1 }
         if result.firstError == nil { result.firstError = why }
+        connections[index].tls = nil
         close(connections[index].fd)
         connections[index].fd = -1
         polls[index].fd = -1
@@ -243,8 +172,13 @@ func runLoop(endpoint: Endpoint, request: [UInt8], count: Int, measureFrom: UInt
     func send(_ index: Int) -> Bool {
         while connections[index].sent < request.count {
             let n = request.withUnsafeBytes { raw in
-                Glibc.send(connections[index].fd, raw.baseAddress! + connections[index].sent, raw.count - connections[index].sent,
-                           Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                let rest = raw.count - connections[index].sent
+                if let session = connections[index].tls {
+                    let written = session.write(raw.baseAddress! + connections[index].sent, rest)
+                    if written == 0 { errno = EAGAIN }
+                    return written == 0 ? -1 : written
+                }
+                return Glibc.send(connections[index].fd, raw.baseAddress! + connections[index].sent, rest, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             }
             if n > 0 { connections[index].sent += n; continue }
             if n < 0 && errno == EINTR { continue }
@@ -262,6 +196,16 @@ func runLoop(endpoint: Endpoint, request: [UInt8], count: Int, measureFrom: UInt
                 if result.firstError == nil { result.firstError = "connect: \(String(cString: strerror(errno)))" }
                 connections[index].retryAt = time + 10_000_000
                 return
+            }
+            if let tls {
+                guard let session = TLSClientSession(context: tls, fd: fd) else {
+                    close(fd)
+                    result.errors += time >= measureFrom ? 1 : 0
+                    if result.firstError == nil { result.firstError = "tls handshake failed" }
+                    connections[index].retryAt = time + 10_000_000
+                    return
+                }
+                connections[index].tls = session
             }
             connections[index].fd = fd
             polls[index].fd = fd
@@ -291,10 +235,23 @@ func runLoop(endpoint: Endpoint, request: [UInt8], count: Int, measureFrom: UInt
                 continue
             }
             let fd = connections[index].fd
-            let n = connections[index].inbox.withFreeSpace { recv(fd, $0, $1, Int32(MSG_DONTWAIT)) }
-            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
-            if n <= 0 { fail(index, n == 0 ? "connection closed by the server" : "recv: \(String(cString: strerror(errno)))"); continue }
-            switch connections[index].inbox.parse() {
+            var outcome = ResponseReader.Outcome.needMore
+            if let session = connections[index].tls {
+                // Every record OpenSSL holds is read before waiting again: poll cannot see them.
+                var n = 0
+                repeat {
+                    n = connections[index].inbox.withFreeSpace { session.read($0, $1) }
+                    if n < 0 { break }
+                    outcome = connections[index].inbox.parse()
+                } while outcome.needsMore && session.hasPending
+                if n < 0 { fail(index, "connection closed by the server"); continue }
+            } else {
+                let n = connections[index].inbox.withFreeSpace { recv(fd, $0, $1, Int32(MSG_DONTWAIT)) }
+                if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+                if n <= 0 { fail(index, n == 0 ? "connection closed by the server" : "recv: \(String(cString: strerror(errno)))"); continue }
+                outcome = connections[index].inbox.parse()
+            }
+            switch outcome {
             case .needMore: continue
             case .malformed(let why): fail(index, why); continue
             case .complete: break
@@ -305,12 +262,15 @@ func runLoop(endpoint: Endpoint, request: [UInt8], count: Int, measureFrom: UInt
                 fail(index, "HTTP \(inbox.status): \(inbox.bodyPrefix)")
             } else {
                 if connections[index].started >= measureFrom { result.latencies.append(Double(done - connections[index].started) / 1000) }
-                if inbox.closes { close(fd); connections[index].fd = -1; polls[index].fd = -1 }
+                if inbox.closes { connections[index].tls = nil; close(fd); connections[index].fd = -1; polls[index].fd = -1 }
             }
             if done < end { start(index, at: done) }
         }
     }
-    for connection in connections where connection.fd >= 0 { close(connection.fd) }
+    for index in connections.indices where connections[index].fd >= 0 {
+        connections[index].tls = nil
+        close(connections[index].fd)
+    }
     return result
 }
 
@@ -330,6 +290,8 @@ func load(_ options: Options) {
     } else {
         fail("load needs --unix PATH or --tcp HOST:PORT")
     }
+    let tls = options.string("tls-ca").map { TLSClientContext(caFile: $0) }
+    if tls != nil, case .unix = endpoint { fail("--tls-ca needs --tcp HOST:PORT") }
     guard let target = options.string("target") else { fail("load needs --target PATH") }
     guard let bodyPath = options.string("body"), let body = FileManager.default.contents(atPath: bodyPath) else { fail("load needs --body FILE (readable)") }
     let concurrency = options.int("concurrency", 1)
@@ -353,7 +315,7 @@ func load(_ options: Options) {
         // Connections spread evenly over the loops.
         let count = concurrency / loops + (loop < concurrency % loops ? 1 : 0)
         let thread = Thread {
-            totals.results[loop] = runLoop(endpoint: endpoint, request: request, count: count, measureFrom: measureFrom, end: end)
+            totals.results[loop] = runLoop(endpoint: endpoint, tls: tls, request: request, count: count, measureFrom: measureFrom, end: end)
             done.signal()
         }
         thread.stackSize = 1 << 20
@@ -374,7 +336,8 @@ let arguments = CommandLine.arguments
 switch arguments.count > 1 ? arguments[1] : "" {
 case "floor": floor(Options(arguments.dropFirst(2)))
 case "load": load(Options(arguments.dropFirst(2)))
+case "connect": connectionRate(Options(arguments.dropFirst(2)))
 default:
-    print("USAGE: registryd-bench floor --model FILE [--threads N] [--runs K]\n       registryd-bench load (--unix PATH | --tcp HOST:PORT) --target PATH --body FILE [--header NAME:VALUE]... [--concurrency N] [--threads T] [--seconds S] [--warmup S]")
+    print("USAGE: registryd-bench floor --model FILE [--threads N] [--runs K]\n       registryd-bench load (--unix PATH | --tcp HOST:PORT [--tls-ca FILE]) --target PATH --body FILE [--header NAME:VALUE]... [--concurrency N] [--threads T] [--seconds S] [--warmup S]\n       registryd-bench connect --tcp HOST:PORT [--tls-ca FILE [--resume yes]] [--target PATH] [--concurrency N] [--seconds S] [--warmup S]")
     exit(arguments.count > 1 && (arguments[1] == "-h" || arguments[1] == "--help") ? 0 : 64)
 }

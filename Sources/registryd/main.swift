@@ -16,8 +16,8 @@ SIGNALS:
                         wait for a model load in progress (10 s at most; an unfinished one is
                         admitted again at the next start), flush statistics, close the
                         catalog, exit 0.
-  SIGHUP                Re-read the configuration. A bad edit is refused with the reason in the
-                        log, and the configuration in force stays.
+  SIGHUP                Re-read the configuration and the TLS certificate files. A bad edit is
+                        refused with the reason in the log, and the configuration in force stays.
 
 Under systemd (Type=notify) it reports READY=1 once its models are loaded, RELOADING=1 and
 READY=1 around a reload, and STOPPING=1 on SIGTERM, over $NOTIFY_SOCKET.
@@ -91,7 +91,17 @@ do {
 }
 
 if checkOnly {
-    print("configuration OK: \(configDirectory) (model root \(config.modelRoot), catalog \(config.database), \(config.policies.count) model policies)")
+    var tls = ""
+    if let files = config.tlsFiles {
+        // The certificate files are checked as a start would check them (the exit code is a start's).
+        do {
+            let certificate = try files.check()
+            tls = ", TLS certificate \(certificate.subject) valid until \(Date(timeIntervalSince1970: TimeInterval(certificate.notAfter)))"
+        } catch {
+            fail("\(error)", code: 78)
+        }
+    }
+    print("configuration OK: \(configDirectory) (model root \(config.modelRoot), catalog \(config.database), \(config.policies.count) model policies\(tls))")
     exit(0)
 }
 
@@ -149,6 +159,7 @@ do {
 log.notice("registryd ready", [
     "control_socket": config.controlSocket,
     "listen": daemon.tcpPort.map { port in (config.listen.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "") + ":\(port)" } ?? "off",
+    "tls": config.tlsFiles.map { $0.clientCA == nil ? "on" : "mutual" } ?? "off",
     "model_root": config.modelRoot, "catalog": config.database, "models": daemon.summary(),
 ])
 

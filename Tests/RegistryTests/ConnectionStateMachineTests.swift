@@ -22,9 +22,10 @@ private struct Exchange {
     /// The bytes of the last `write` action, not yet reported written.
     var pending: ArraySlice<UInt8> = []
 
-    init(requestTimeout: Double = 30, idleTimeout: Double = 300, busyPolling: Bool = false) {
+    init(requestTimeout: Double = 30, idleTimeout: Double = 300, busyPolling: Bool = false, handshaking: Bool = false) {
         machine = ConnectionStateMachine(
-            configuration: .init(requestTimeout: requestTimeout, idleTimeout: idleTimeout, busyPolling: busyPolling), now: clock.now())
+            configuration: .init(requestTimeout: requestTimeout, idleTimeout: idleTimeout, busyPolling: busyPolling), now: clock.now(),
+            handshaking: handshaking)
     }
 
     mutating func readable() -> String { note(machine.readable()) }
@@ -71,7 +72,7 @@ private struct Exchange {
         return note(bytes.withUnsafeBytes { machine.polled(.bytes($0, filledBuffer: false)) })
     }
 
-    mutating func park() { machine.park(now: clock.now()) }
+    mutating func park(handshaking: Bool = false) { machine.park(now: clock.now(), handshaking: handshaking) }
 
     mutating func tick(after seconds: Double) -> ConnectionStateMachine.TickAction {
         clock.advance(by: seconds)
@@ -163,6 +164,34 @@ struct ConnectionStateMachineTests {
         #expect(exchange.receive(" /a") == "await input")
         exchange.park()
         #expect(exchange.tick(after: 5) == .shutDownInput)
+    }
+
+    @Test("a TLS handshake not completed within the request timeout of the accept is closed without an answer, across parks; once it completes the idle timeout applies")
+    func handshakeTimeout() {
+        // A client that connects and sends nothing: no worker ever takes it, the timeout still runs.
+        var silent = Exchange(requestTimeout: 30, idleTimeout: 300, handshaking: true)
+        #expect(silent.tick(after: 29) == .none)
+        #expect(silent.tick(after: 2) == .shutDownInput)
+        #expect(silent.readable() == "read")
+        #expect(silent.receiveEnd() == "close")
+        #expect(silent.written.isEmpty)
+        // A handshake that progresses but never completes: parking again does not restart the clock.
+        var slow = Exchange(requestTimeout: 30, idleTimeout: 300, handshaking: true)
+        #expect(slow.readable() == "read")
+        #expect(slow.receiveNothingMore() == "await input")
+        slow.park(handshaking: true)
+        #expect(slow.tick(after: 20) == .none)
+        _ = slow.readable()
+        _ = slow.receiveNothingMore()
+        slow.park(handshaking: true)
+        #expect(slow.tick(after: 11) == .shutDownInput)
+        // Completed without a request yet: an idle connection, under the idle timeout.
+        var established = Exchange(requestTimeout: 30, idleTimeout: 300, handshaking: true)
+        _ = established.readable()
+        _ = established.receiveNothingMore()
+        established.park(handshaking: false)
+        #expect(established.tick(after: 31) == .none)
+        #expect(established.tick(after: 270) == .shutDownInput)
     }
 
     @Test("an idle keep-alive connection is closed without an answer after the idle timeout")

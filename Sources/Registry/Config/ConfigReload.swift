@@ -110,6 +110,13 @@ public struct ConfigReload: Sendable, Equatable {
         live("load_order", \.loadOrder)
         live("stats_retention_hours", \.statsRetentionHours)
         live("trusted_keys", \.trustedKeys)
+        // New certificate files (or the same ones re-read) apply to new connections at once; but
+        // turning HTTPS on or off changes what the listener speaks, which waits for a restart.
+        let tlsToggled = (current.tlsFiles == nil) != (proposed.tlsFiles == nil)
+        for (key, path) in [("tls_certificate", \DaemonConfig.tlsCertificate), ("tls_private_key", \DaemonConfig.tlsPrivateKey),
+                            ("tls_client_ca", \DaemonConfig.tlsClientCA)] {
+            if tlsToggled { fixed(key, path) } else { live(key, path) }
+        }
         for model in Set(current.policies.keys).union(proposed.policies.keys).sorted()
         where current.policies[model] != proposed.policies[model] {
             changed.append("models/\(model).json")

@@ -14,6 +14,12 @@ public struct DaemonConfig: Sendable, Equatable {
     public var controlSocketGroup: String?
     /// `host:port` of the TCP listener for inference; `nil` keeps it off.
     public var listen: String?
+    /// PEM files that make the TCP listener speak HTTPS (TLS 1.2 and 1.3): the certificate chain
+    /// and its private key, both or neither; with a client CA too, clients must present a
+    /// certificate it signed (mutual TLS). See ``TLSFiles``.
+    public var tlsCertificate: String?
+    public var tlsPrivateKey: String?
+    public var tlsClientCA: String?
     /// Whether the TCP listener also serves the status page (`/`) and the control API's read-only
     /// `GET` endpoints that it reads. Mutations stay on the control socket only.
     public var tcpStatusPage: Bool = false
@@ -95,6 +101,12 @@ public struct DaemonConfig: Sendable, Equatable {
 
     public func policy(for model: String) -> ModelPolicy { policies[model] ?? .default }
 
+    /// The TLS files, when the TCP listener speaks HTTPS.
+    public var tlsFiles: TLSFiles? {
+        guard let tlsCertificate, let tlsPrivateKey else { return nil }
+        return TLSFiles(certificate: tlsCertificate, privateKey: tlsPrivateKey, clientCA: tlsClientCA)
+    }
+
     /// Reads `<directory>/registryd.json` and `<directory>/models/*.json`. Relative paths in the
     /// files are taken relative to `directory`.
     public static func load(directory: String) throws(RegistryError) -> DaemonConfig {
@@ -145,6 +157,15 @@ public struct DaemonConfig: Sendable, Equatable {
             config.listen = listen
         }
         config.tcpStatusPage = try r.bool("tcp_status_page") ?? false
+        config.tlsCertificate = try r.string("tls_certificate").map(resolve)
+        config.tlsPrivateKey = try r.string("tls_private_key").map(resolve)
+        config.tlsClientCA = try r.string("tls_client_ca").map(resolve)
+        if (config.tlsCertificate == nil) != (config.tlsPrivateKey == nil) {
+            throw RegistryError(.invalidConfiguration, "\(mainFile): keys 'tls_certificate' and 'tls_private_key' go together: set both for HTTPS, or neither")
+        }
+        if config.tlsClientCA != nil && config.tlsCertificate == nil {
+            throw RegistryError(.invalidConfiguration, "\(mainFile): key 'tls_client_ca' needs 'tls_certificate' and 'tls_private_key' (mutual TLS is TLS first)")
+        }
         config.onnxThreads = try r.int("onnx_threads", in: 0...256) ?? 0
         config.singleThreadBelowBytes = Int64(try r.int("single_thread_below_mb", in: 0...(1 << 20)) ?? 16) << 20
         config.memoryBudgetBytes = Int64(try r.int("memory_budget_mb", in: 0...(1 << 30)) ?? 0) << 20

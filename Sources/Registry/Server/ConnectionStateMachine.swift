@@ -116,12 +116,16 @@ struct ConnectionStateMachine {
     private var polledInARow = 0
     private var pollSkips = 0
 
-    /// A connection accepted at `now`, parked until its first input.
-    init(configuration: Configuration, now: Double) {
+    /// A connection accepted at `now`, parked until its first input. `handshaking`: its
+    /// transport starts with a handshake (TLS), which must complete within the request timeout
+    /// from the accept, as a request must; a client that connects and sends nothing is dropped
+    /// then, not after the idle timeout.
+    init(configuration: Configuration, now: Double, handshaking: Bool = false) {
         self.configuration = configuration
         parser = HTTPRequestParser(limits: configuration.limits)
         accepted = now
         lastActivity = now
+        if handshaking { requestStarted = now }
     }
 
     // MARK: Events from the worker that owns the connection
@@ -196,11 +200,12 @@ struct ConnectionStateMachine {
     }
 
     /// The worker hands the connection back to the poller at `now`: the idle or the request
-    /// timeout runs from here.
-    mutating func park(now: Double) {
+    /// timeout runs from here. `handshaking`: the transport's handshake has not completed; the
+    /// request timeout bounds it, from the accept.
+    mutating func park(now: Double, handshaking: Bool = false) {
         precondition(phase == .owned && !inputEnded && !timedOut, "parking a connection that must close")
         lastActivity = now
-        if parser.isMidRequest {
+        if parser.isMidRequest || handshaking {
             if requestStarted == nil { requestStarted = now }
         } else {
             requestStarted = nil

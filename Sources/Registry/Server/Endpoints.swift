@@ -12,12 +12,15 @@ public struct Endpoints: Sendable {
     let metrics: MetricsExporter
     /// Whether the TCP listener serves the status page and read-only control endpoints.
     let tcpStatusPage: Bool
+    /// The TLS listener's counters, appended to `/metrics` (nothing while TLS is off).
+    let tlsMetrics: TLSMetrics?
 
-    public init(control: ControlAPI, inference: InferenceAPI, metrics: MetricsExporter, tcpStatusPage: Bool = false) {
+    public init(control: ControlAPI, inference: InferenceAPI, metrics: MetricsExporter, tcpStatusPage: Bool = false, tlsMetrics: TLSMetrics? = nil) {
         self.control = control
         self.inference = inference
         self.metrics = metrics
         self.tcpStatusPage = tcpStatusPage
+        self.tlsMetrics = tlsMetrics
     }
 
     public func handle(_ request: HTTPRequest, peer: HTTPServer.Peer) -> HTTPResponse {
@@ -33,7 +36,9 @@ public struct Endpoints: Sendable {
             return inference.handle(request)
         }
         if path == "/metrics" && (request.method == "GET" || request.method == "HEAD") {
-            return metrics.render()
+            var response = metrics.render()
+            if let tls = tlsMetrics?.render(), !tls.isEmpty { response.body += Array(tls.utf8) }
+            return response
         }
         if path == "/" && (request.method == "GET" || request.method == "HEAD") {
             guard peer.listener == .control || tcpStatusPage else {

@@ -19,9 +19,16 @@ extension HTTPServer {
         public var gid: UInt32?
         /// `ip:port` for TCP, `unix` otherwise.
         public var address: String
+        /// The subject of the client's certificate (RFC 2253, `CN=client-a,O=Example`), on the
+        /// TCP listener with mutual TLS, once the handshake has verified it against
+        /// `tls_client_ca`.
+        public var certificateSubject: String?
 
-        /// The actor recorded in events: `uid=1000(alice) gid=1000 pid=4242`.
+        /// The actor recorded in events: `uid=1000(alice) gid=1000 pid=4242` on the control
+        /// socket; with mutual TLS the certificate's subject, `CN=client-a,O=Example (tls
+        /// 127.0.0.1:50412)`.
         public var description: String {
+            if let certificateSubject { return "\(certificateSubject) (tls \(address))" }
             guard let uid, let gid, let pid else { return "tcp \(address)" }
             return "uid=\(uid)\(HTTPServer.userName(uid).map { "(\($0))" } ?? "") gid=\(gid) pid=\(pid)"
         }

@@ -11,7 +11,9 @@ import Wire
 /// - ``ConnectionTable``: the open connections and the requests in flight, behind one lock;
 /// - ``ConnectionStateMachine``: each connection's exchange, as a pure state machine whose
 ///   actions this class carries out;
-/// - ``Transport``: the only code that reads or writes a connection (``PlainTransport`` today);
+/// - ``Transport``: the only code that reads or writes a connection (``PlainTransport``, or
+///   ``TLSTransport`` on a TCP listener given certificate files, whose context
+///   ``TLSContextHolder`` keeps and reloads);
 /// - ``BusyPoller``: polling an answered connection for its next request.
 ///
 /// Threading: a fixed pool of worker threads shares the poller. A connection is either waiting
@@ -23,7 +25,7 @@ import Wire
 /// that picks up the resulting event answers 408 and closes.
 ///
 /// Thread-safety: thread-safe. Its own state is set before ``start()`` (the listeners, the
-/// threads, `tcpPort`) or is atomic (`stopping`); the rest lives in the pieces above, each
+/// threads, `tcpPort`, `tls`) or is atomic (`stopping`); the rest lives in the pieces above, each
 /// thread-safe in its own way (hence `@unchecked Sendable`).
 public final class HTTPServer: @unchecked Sendable {
     /// How the server runs (the daemon fills it from `registryd.json`). A value type; `Sendable`.
@@ -76,6 +78,10 @@ public final class HTTPServer: @unchecked Sendable {
     private let listeners: ListenerSet
     private let connections: ConnectionTable
     private let busyPoller: BusyPoller
+    /// The TCP listener's TLS context when it speaks HTTPS; set before ``start()``.
+    private var tls: TLSContextHolder?
+    /// Handshakes, their failures and the certificate in force (rendered into `/metrics`).
+    public let tlsMetrics: TLSMetrics
     /// Set once by ``stop(deadline:)``; read on the serving path without a lock.
     private let stopping = Atomic<Bool>(false)
     private var threads: [Thread] = []
@@ -86,8 +92,9 @@ public final class HTTPServer: @unchecked Sendable {
     /// `clock` times the request and idle timeouts (the tests of the state machine drive one by
     /// hand; the server itself runs on the system's monotonic clock).
     public init(configuration: Configuration, log: Log, clock: any MonotonicClock = SystemMonotonicClock(),
-                handler: @escaping Handler) throws(RegistryError) {
+                tlsMetrics: TLSMetrics = TLSMetrics(), handler: @escaping Handler) throws(RegistryError) {
         self.configuration = configuration
+        self.tlsMetrics = tlsMetrics
         self.handler = handler
         self.log = log
         self.clock = clock
@@ -109,9 +116,20 @@ public final class HTTPServer: @unchecked Sendable {
         try listeners.listenUnix(path: path, mode: mode, group: group)
     }
 
-    /// Listens on `address` (`host:port`) for serving traffic.
-    public func listenTCP(_ address: String) throws(RegistryError) {
+    /// Listens on `address` (`host:port`) for serving traffic; in HTTPS with the certificate,
+    /// key and optional client CA of `tls`, which are loaded and checked first (a problem throws
+    /// naming the file, before anything listens).
+    public func listenTCP(_ address: String, tls files: TLSFiles? = nil) throws(RegistryError) {
+        if let files { tls = try TLSContextHolder(files: files, metrics: tlsMetrics, log: log) }
         tcpPort = try listeners.listenTCP(address)
+    }
+
+    /// Loads `files` again (SIGHUP: the same paths re-read, or new ones) and puts them in force
+    /// for new connections; open connections keep theirs. Throws naming the file and the problem,
+    /// keeping the certificate in force, when they do not load. Nothing to do without TLS.
+    public func reloadTLS(_ files: TLSFiles?) throws(RegistryError) {
+        guard let tls, let files else { return }
+        try tls.reload(files, trigger: "reload")
     }
 
     /// Starts the worker and reaper threads.
@@ -200,9 +218,25 @@ public final class HTTPServer: @unchecked Sendable {
     /// accepting when the stop began must not answer it 503 (the client connected before the
     /// socket went away). Past the listener's close nothing more is accepted.
     private func admit(_ fd: Int32, _ peer: Peer) {
-        let transport = PlainTransport(descriptor: fd)
-        let machine = ConnectionStateMachine(configuration: machineConfiguration, now: clock.now())
+        let transport: any Transport
+        if peer.listener == .serving, let tls {
+            guard let secured = TLSTransport(descriptor: fd, context: tls.context, peerAddress: peer.address, metrics: tlsMetrics, log: log) else {
+                log.error("cannot start a tls session; connection closed", ["peer": peer.address, "error": OpenSSLErrorQueue.message()])
+                _ = close(fd)
+                return
+            }
+            transport = secured
+        } else {
+            transport = PlainTransport(descriptor: fd)
+        }
+        let machine = ConnectionStateMachine(configuration: machineConfiguration, now: clock.now(), handshaking: transport.isHandshaking)
         guard connections.admit(Connection(transport: transport, peer: peer, machine: machine)) else {
+            // Over TLS a plain-text answer means nothing before the handshake, and a handshake
+            // costs the CPU the cap protects: the client sees the connection close.
+            guard transport is PlainTransport else {
+                transport.close()
+                return
+            }
             let refusal = HTTPResponse.error(503, "too many open connections (limit \(configuration.maxConnections)); retry later")
             // One try, never a wait: a client that does not read is not worth a worker.
             _ = refusal.serialized(keepAlive: false).withUnsafeBytes { transport.write($0) }
@@ -223,6 +257,10 @@ public final class HTTPServer: @unchecked Sendable {
             case .write, .waitForWritable:
                 action = flush(connection, action)
             case .handle(let request):
+                // The handshake is over before the first request; its subject does not change.
+                if connection.machine.answered == 0, let subject = connection.transport.peerSubject {
+                    connection.peer.certificateSubject = subject
+                }
                 connections.beginRequest()
                 let response = handler(request, connection.peer)
                 action = flush(connection, connection.machine.respond(response, stopping: stopping.load(ordering: .acquiring)))
@@ -234,8 +272,10 @@ public final class HTTPServer: @unchecked Sendable {
                     action = next
                     continue
                 }
-                connection.machine.park(now: clock.now())
-                if connections.park(connection) { poller.armConnection(connection.transport.descriptor) }
+                // Read before the hand-over, after which the transport is not the worker's.
+                let writable = connection.transport.needsWritable
+                connection.machine.park(now: clock.now(), handshaking: connection.transport.isHandshaking)
+                if connections.park(connection) { poller.armConnection(connection.transport.descriptor, writable: writable) }
                 return
             case .close:
                 connections.remove(connection)
@@ -273,13 +313,14 @@ public final class HTTPServer: @unchecked Sendable {
 
     // MARK: Timeouts
 
-    /// Ticks the parked connections every quarter second, and looks after the control socket's
-    /// name every 2 s.
+    /// Ticks the parked connections every quarter second, looks for changed certificate files
+    /// every second, and after the control socket's name every 2 s.
     private func reaperLoop() {
         var ticks = 0
         while !stopping.load(ordering: .acquiring) {
             usleep(250_000)
             ticks += 1
+            if ticks % 4 == 0 { tls?.reloadIfFilesChanged() }
             if ticks % 8 == 0 { listeners.restoreDeletedSockets() }
             connections.tick(now: clock.now())
         }

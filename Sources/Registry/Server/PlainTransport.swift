@@ -46,4 +46,9 @@ struct PlainTransport: Transport {
     func close() {
         _ = Glibc.close(descriptor)
     }
+
+    /// A plain socket has no handshake, never waits to write before it reads, and no certificate.
+    var isHandshaking: Bool { false }
+    var needsWritable: Bool { false }
+    var peerSubject: String? { nil }
 }

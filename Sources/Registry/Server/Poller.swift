@@ -27,6 +27,7 @@ final class Poller: Sendable {
 
     // epoll event bits (fixed by the Linux ABI).
     private static let readable: UInt32 = 0x001
+    private static let writable: UInt32 = 0x004
     private static let peerClosed: UInt32 = 0x2000
     private static let oneShot: UInt32 = 1 << 30
 
@@ -58,14 +59,16 @@ final class Poller: Sendable {
         arm(descriptor, .listener)
     }
 
-    /// Registers a connection, or re-arms it after its event was delivered.
-    func armConnection(_ descriptor: Int32) {
-        arm(descriptor, .connection)
+    /// Registers a connection, or re-arms it after its event was delivered: for input, or, when
+    /// its transport must write before it can read on (``Transport/needsWritable``), for room
+    /// to write.
+    func armConnection(_ descriptor: Int32, writable: Bool = false) {
+        arm(descriptor, .connection, writable: writable)
     }
 
-    private func arm(_ descriptor: Int32, _ tag: Tag) {
+    private func arm(_ descriptor: Int32, _ tag: Tag, writable: Bool = false) {
         var event = epoll_event()
-        event.events = Poller.readable | Poller.peerClosed | Poller.oneShot
+        event.events = (writable ? Poller.writable : Poller.readable) | Poller.peerClosed | Poller.oneShot
         event.data.u64 = Poller.token(descriptor, tag)
         // Re-arming is the common case; a descriptor not registered yet is added.
         if epoll_ctl(epollFD, EPOLL_CTL_MOD, descriptor, &event) != 0 {

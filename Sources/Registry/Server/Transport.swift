@@ -11,8 +11,9 @@ enum TransportResult: Sendable, Equatable {
 
 /// The byte stream under the HTTP codec on one accepted connection: the only place the server
 /// reads, writes, shuts down or closes a connection. ``PlainTransport`` moves bytes straight
-/// through the socket; a TLS transport implements the same calls over its session, so the
-/// server, its state machine and its busy polling are the same for both.
+/// through the socket; ``TLSTransport`` implements the same calls over a TLS session (its
+/// handshake runs inside ``read(into:)``), so the server, its state machine and its busy
+/// polling are the same for both.
 ///
 /// Every call is non-blocking except ``waitUntilWritable(timeout:)``. The socket is already
 /// non-blocking (accepted with `SOCK_NONBLOCK`).
@@ -40,4 +41,14 @@ protocol Transport: Sendable {
     func shutdownReading()
     /// Releases the connection. Called exactly once; closing also removes it from the poller.
     func close()
+
+    /// Whether the transport's own handshake (TLS) has not completed yet: the request timeout
+    /// bounds it as it bounds a request in progress. Read by the owner, before it parks.
+    var isHandshaking: Bool { get }
+    /// Whether a read waits for the socket to become writable rather than readable (a TLS
+    /// handshake whose flight did not fit the socket's buffer): the poller arms for that.
+    var needsWritable: Bool { get }
+    /// The subject of the client's certificate (RFC 2253) once a mutual-TLS handshake has
+    /// completed; nil otherwise.
+    var peerSubject: String? { get }
 }
