@@ -18,9 +18,10 @@ public enum InferenceResponse {
 
     /// The response to `request`: the outputs it named, in its order, or else every output in
     /// `order` (the servable's own); `routing` says how the request reached the version.
-    /// `parameters` adds string parameters after `routing` (a pipeline's `steps`).
+    /// `parameters` adds parameters after `routing`, each value already JSON text (a pipeline's
+    /// `steps`, a string made once and written as it is).
     public static func encode(_ request: InferenceRequest, outputs: [String: Tensor], order: [String], preamble: Preamble, routing: String,
-                              parameters: [(String, String)] = []) -> HTTPResponse {
+                              parameters: [(String, [UInt8])] = []) -> HTTPResponse {
         let names = request.outputs?.map(\.name) ?? order
         var head = ByteWriter()
         head.append(preamble.opening)
@@ -34,7 +35,7 @@ public enum InferenceResponse {
             head.append(",")
             head.append(JSONText.quoted(key))
             head.append(":")
-            head.append(JSONText.quoted(value))
+            head.append(value)
         }
         head.append("},\"outputs\":[")
         var binary: [UInt8] = []

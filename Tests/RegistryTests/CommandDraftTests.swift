@@ -145,3 +145,17 @@ struct CommandDraftTests {
         #expect(draft.writes.count == 3)
     }
 }
+
+@Suite("pipeline answer's steps parameter")
+struct StepsParameterTests {
+    @Test("the steps parameter written in one pass is the JSON text of the steps as a JSON string, escaping included")
+    func literal() throws {
+        let steps = [PredictionStep(step: "router", provenance: Provenance(model: "router", version: 1, sha256: String(repeating: "a", count: 64)), routing: .production, rows: 3),
+                     PredictionStep(step: "odd\"id\\", provenance: Provenance(model: "mid", version: 2, sha256: "b"), routing: .split(version: 2, sticky: true), rows: 1)]
+        let literal = String(decoding: PredictionStep.jsonStringLiteral(steps), as: UTF8.self)
+        let decoded = try #require(try JSONSerialization.jsonObject(with: Data(literal.utf8), options: [.fragmentsAllowed]) as? String)
+        #expect(decoded == PredictionStep.json(steps))
+        let list = try #require(try JSONSerialization.jsonObject(with: Data(decoded.utf8)) as? [[String: Any]])
+        #expect(list[1]["step"] as? String == "odd\"id\\" && list[1]["routing"] as? String == "split arm 2 (sticky)")
+    }
+}

@@ -19,6 +19,9 @@ public final class PipelineServable: Servable {
     let needed: [String: [String]]
     /// Time spent in each step and the pipeline's own overhead, for /metrics.
     let timings: PipelineTimings?
+    /// The spec's request inputs, computed once (every request checks them).
+    let requestInputs: [String]
+    let requestInputSet: Set<String>
 
     /// The steps may use ONNX Runtime's shared pool: their CPU time is not all on this thread.
     public var runsOnCallingThread: Bool { false }
@@ -29,6 +32,8 @@ public final class PipelineServable: Servable {
         self.provenance = provenance
         self.router = router
         self.timings = timings
+        self.requestInputs = spec.requestInputs
+        self.requestInputSet = Set(requestInputs)
         var needed: [String: Set<String>] = [:]
         for step in spec.steps {
             for (_, source) in step.inputs { if case .step(let ref) = source { needed[ref.step, default: []].insert(ref.output) } }
@@ -44,11 +49,11 @@ public final class PipelineServable: Servable {
         }
         let started = DispatchTime.now().uptimeNanoseconds
         var stepSeconds = 0.0
-        for name in spec.requestInputs where inputs[name] == nil {
+        for name in requestInputs where inputs[name] == nil {
             throw RegistryError(.invalidArgument, "pipeline '\(provenance.model)' needs input '\(name)'")
         }
-        if let extra = inputs.keys.sorted().first(where: { !spec.requestInputs.contains($0) }) {
-            throw RegistryError(.invalidArgument, "pipeline '\(provenance.model)' has no input '\(extra)' (its inputs: \(spec.requestInputs.joined(separator: ", ")))")
+        if inputs.count != requestInputs.count, let extra = inputs.keys.sorted().first(where: { !requestInputSet.contains($0) }) {
+            throw RegistryError(.invalidArgument, "pipeline '\(provenance.model)' has no input '\(extra)' (its inputs: \(requestInputs.joined(separator: ", ")))")
         }
         let inner = PredictionContext(routingKey: context.routingKey, depth: context.depth + 1)
         var results: [String: StepResult] = [:]

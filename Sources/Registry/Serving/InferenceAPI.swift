@@ -144,7 +144,7 @@ public struct InferenceAPI: Sendable {
         }
         var response = InferenceResponse.encode(decoded, outputs: served.prediction.outputs, order: served.version.outputNames,
                                                 preamble: served.version.preamble, routing: served.decision.description,
-                                                parameters: served.prediction.steps.isEmpty ? [] : [("steps", PredictionStep.json(served.prediction.steps))])
+                                                parameters: served.prediction.steps.isEmpty ? [] : [("steps", PredictionStep.jsonStringLiteral(served.prediction.steps))])
         response.afterSend = served.offerShadow
         return response
     }

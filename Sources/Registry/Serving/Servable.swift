@@ -102,6 +102,45 @@ public struct PredictionStep: Sendable, Equatable {
 }
 
 extension PredictionStep {
+    /// ``json(_:)`` as a JSON string literal, the value of a v2 response's `steps` parameter,
+    /// written as bytes in one pass: the array's own quotes written escaped, and each field
+    /// escaped twice only when it holds a character that needs it (step ids, model names,
+    /// digests and routing words never do). Escaping the whole text again cost more than the
+    /// two steps' hop (BENCHMARKS.md, pipelines).
+    public static func jsonStringLiteral(_ steps: [PredictionStep]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(200 * steps.count + 4)
+        func text(_ value: String) {
+            out += Array(#"\""#.utf8)
+            if value.utf8.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 || $0 == 0x7F }) {
+                // Escaped for the inner JSON, then as part of the outer string.
+                let inner = JSONText.quoted(value)
+                let outer = JSONText.quoted(String(inner.dropFirst().dropLast()))
+                out += Array(outer.dropFirst().dropLast().utf8)
+            } else {
+                out += Array(value.utf8)
+            }
+            out += Array(#"\""#.utf8)
+        }
+        out.append(0x22)
+        out.append(0x5B)
+        for (index, step) in steps.enumerated() {
+            if index > 0 { out.append(0x2C) }
+            out += Array(#"{\"step\":"#.utf8)
+            text(step.step)
+            out += Array(#",\"model\":"#.utf8)
+            text(step.provenance.model)
+            out += Array(#",\"version\":\#(step.provenance.version),\"sha256\":"#.utf8)
+            text(step.provenance.sha256)
+            out += Array(#",\"routing\":"#.utf8)
+            text(step.routing.description)
+            out += Array(#",\"rows\":\#(step.rows)}"#.utf8)
+        }
+        out.append(0x5D)
+        out.append(0x22)
+        return out
+    }
+
     /// The steps as a JSON array, the text of a v2 response's `steps` parameter (v2 parameters
     /// are scalars): `[{"step":…,"model":…,"version":N,"sha256":…,"routing":…,"rows":N}, …]`.
     public static func json(_ steps: [PredictionStep]) -> String {
