@@ -295,7 +295,7 @@ PROFILE_SYMBOLS = [
     ("PredictionService.predict", ["PredictionServiceV7predict"]),
     ("PipelineServable.predict", ["PipelineServableC7predict"]),
     ("PreprocessServable.predict (all steps)", ["PreprocessServableCAA0C0A2aDP7predict"]),
-    ("ONNX Runtime Session.run (all steps)", ["7RuntimeSessionC3run", "7Runtime7SessionC3run"]),
+    ("ONNX Runtime Session.run (all steps)", ["7Runtime7SessionC3run"]),
     ("response encode (InferenceResponse.encode)", ["ResponseO6encode_7outputs"]),
     ("steps text (PredictionStep.json)", ["PredictionStepV4json"]),
     ("JSONText.quoted (anywhere)", ["JSONTextO6quoted"]),
