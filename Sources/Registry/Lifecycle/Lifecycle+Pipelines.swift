@@ -80,7 +80,12 @@ extension Lifecycle {
             record.reason = reason
             record.updatedAt = clock.now()
             let waiting = record
-            _ = try? command("pipeline-wait") { draft in draft.save(waiting) }
+            do throws(RegistryError) {
+                _ = try command("pipeline-wait") { draft in draft.save(waiting) }
+            } catch {
+                // Only the reason is not recorded: the pipeline waits all the same.
+                log.error("cannot record why a pipeline waits", ["model.name": job.key.model, "model.version": job.key.version, "error": error.message])
+            }
         }
     }
 

@@ -102,8 +102,9 @@ public struct PredictionStep: Sendable, Equatable {
 }
 
 extension PredictionStep {
-    /// ``json(_:)`` as a JSON string literal, the value of a v2 response's `steps` parameter,
-    /// written as bytes in one pass: the array's own quotes written escaped, and each field
+    /// The steps as a JSON array (`[{"step":…,"model":…,"version":N,"sha256":…,"routing":…,"rows":N}, …]`)
+    /// written as a JSON string literal, the value of a v2 response's `steps` parameter (v2
+    /// parameters are scalars), as bytes in one pass: the array's own quotes written escaped, and each field
     /// escaped twice only when it holds a character that needs it (step ids, model names,
     /// digests and routing words never do). Escaping the whole text again cost more than the
     /// two steps' hop (BENCHMARKS.md, pipelines).
@@ -141,14 +142,6 @@ extension PredictionStep {
         return out
     }
 
-    /// The steps as a JSON array, the text of a v2 response's `steps` parameter (v2 parameters
-    /// are scalars): `[{"step":…,"model":…,"version":N,"sha256":…,"routing":…,"rows":N}, …]`.
-    public static func json(_ steps: [PredictionStep]) -> String {
-        "[" + steps.map { step in
-            "{\"step\":\(JSONText.quoted(step.step)),\"model\":\(JSONText.quoted(step.provenance.model)),\"version\":\(step.provenance.version),"
-                + "\"sha256\":\(JSONText.quoted(step.provenance.sha256)),\"routing\":\(JSONText.quoted(step.routing.description)),\"rows\":\(step.rows)}"
-        }.joined(separator: ",") + "]"
-    }
 }
 
 /// Which artifact answered: the model, its version and the SHA-256 of the admitted bytes.
